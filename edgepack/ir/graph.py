@@ -6,6 +6,8 @@ how bundles carry it; reading it back needs only numpy.
 
 from __future__ import annotations
 
+import io
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,7 +159,7 @@ class Graph:
         return sum(t.size for t in self.tensors.values() if t.is_const)
 
     def to_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Serialize to (JSON-able description, constant arrays keyed by tensor name)."""
+        """Serialize to (JSON-able description, constant arrays keyed 'c0', 'c1', ... as the description says)."""
         tensors = []
         arrays: dict[str, np.ndarray] = {}
         for t in self.tensors.values():
@@ -165,8 +167,9 @@ class Graph:
             if t.quant is not None:
                 entry["quant"] = t.quant.to_dict()
             if t.data is not None:
-                entry["const"] = True
-                arrays[t.name] = np.ascontiguousarray(t.data)
+                # Positional keys keep tensor names (any characters) out of archive member names.
+                entry["const"] = key = f"c{len(arrays)}"
+                arrays[key] = np.ascontiguousarray(t.data)
             tensors.append(entry)
         nodes = [{"op": n.op.value, "name": n.name, "inputs": n.inputs, "outputs": n.outputs, "attrs": n.attrs}
                  for n in self.nodes]
@@ -182,7 +185,7 @@ class Graph:
             for e in desc["tensors"]:
                 data = None
                 if e.get("const"):
-                    data = np.asarray(arrays[e["name"]])
+                    data = np.asarray(arrays[e["const"]])
                     if list(data.shape) != list(e["shape"]) or str(data.dtype) != e["dtype"]:
                         raise ModelError(f"constant {e['name']!r}: stored {data.dtype}{list(data.shape)} "
                                          f"does not match declared {e['dtype']}{e['shape']}")
@@ -196,3 +199,21 @@ class Graph:
             raise ModelError(f"malformed graph description: {exc!r}") from exc
         graph.validate()
         return graph
+
+    def to_bytes(self) -> tuple[bytes, bytes]:
+        """(graph.json bytes, weights.npz bytes): the form bundles store."""
+        desc, arrays = self.to_dict()
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return json.dumps(desc, indent=1, allow_nan=False).encode(), buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, graph_json: bytes, weights_npz: bytes) -> Graph:
+        """Inverse of `to_bytes` (no pickle; ModelError on malformed input)."""
+        try:
+            desc = json.loads(graph_json)
+            with np.load(io.BytesIO(weights_npz), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, EOFError) as exc:
+            raise ModelError(f"unreadable graph: {exc}") from exc
+        return cls.from_dict(desc, arrays)

@@ -28,10 +28,10 @@ Inputs and attributes per op (attributes are JSON values; `activation` is an `Ac
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     """Every op the IR, the golden interpreter and the targets know."""
 
     # linear layers with weights
@@ -62,7 +62,7 @@ class Op(str, Enum):
     DEQUANTIZE = "DEQUANTIZE"
 
 
-class Activation(str, Enum):
+class Activation(StrEnum):
     """Activations fused into the op before it (TFLite's fused_activation_function)."""
 
     NONE = "NONE"

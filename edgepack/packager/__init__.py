@@ -1,0 +1,1 @@
+"""The export side: import -> quantize -> target.compile -> bundle. Heavy tools are imported lazily."""

@@ -1,0 +1,181 @@
+"""The packaging pipeline: import -> target.check -> target.compile -> golden pairs -> verify backends -> bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepack import __version__
+from edgepack.errors import EdgepackError
+from edgepack.ir.graph import Graph
+from edgepack.ir.loader import load_model, model_format
+from edgepack.ir.ops import WEIGHTED_OPS
+from edgepack.ir.reference import Interpreter
+from edgepack.packager import golden as golden_data
+from edgepack.packager.bundle_writer import write_bundle
+from edgepack.runtime.backends import backend_module
+from edgepack.runtime.bundle import Bundle
+from edgepack.runtime.session import Session
+from edgepack.runtime.tensors import TensorInfo
+from edgepack.runtime.verify import compare
+from edgepack.targets import get_target
+
+# Float backends must agree with the golden float interpreter within this (documented in docs/).
+FLOAT_TOLERANCE = {"max_abs": 1e-3, "rtol": 1e-3, "unit": "abs"}
+# The reference interpreter against itself: float32 sums may be ordered differently when samples are
+# batched (BLAS), a few ULPs; integer graphs are exact.
+REFERENCE_FLOAT_TOLERANCE = {"max_abs": 1e-5, "rtol": 1e-5, "unit": "abs"}
+TOOLS = ("numpy", "onnx", "onnxruntime", "ai-edge-litert", "tflite")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PackageResult:
+    """What `package` wrote and measured."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _tool_versions() -> dict[str, str]:
+    versions = {"edgepack": __version__}
+    for name in TOOLS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def tensor_spec(graph: Graph, name: str) -> dict[str, Any]:
+    """Manifest entry for a graph input or output."""
+    t = graph.tensor(name)
+    return {"name": name, "shape": list(t.shape), "dtype": t.dtype, "quant": t.quant.to_dict() if t.quant else None}
+
+
+def layer_table(graph: Graph) -> list[dict[str, Any]]:
+    """Per-node rows: op, weight and activation bit-widths, MACs and parameter count."""
+    rows = []
+    for node in graph.nodes:
+        weight_bits = None
+        params = 0
+        if node.op in WEIGHTED_OPS:
+            w = graph.tensor(node.inputs[1])
+            weight_bits = w.quant.bits if w.quant else 32
+        params = sum(graph.tensor(n).size for n in node.inputs if n and graph.tensor(n).is_const)
+        out = graph.tensor(node.outputs[0])
+        act_bits = out.quant.bits if out.quant else np.dtype(out.dtype).itemsize * 8
+        rows.append({"name": node.name, "op": node.op.value, "weight_bits": weight_bits,
+                     "activation_bits": act_bits, "macs": graph.macs(node), "params": params})
+    return rows
+
+
+def _tolerance(backend: str, quantized: bool, measured: float) -> dict[str, Any]:
+    if backend == "reference":
+        return {"max_abs": 0, "unit": "lsb"} if quantized else dict(REFERENCE_FLOAT_TOLERANCE)
+    if quantized:
+        return {"max_abs": int(measured), "unit": "lsb"}
+    return dict(FLOAT_TOLERANCE)
+
+
+def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: str = "host",
+            golden: str | os.PathLike[str] | None = None, golden_count: int = golden_data.DEFAULT_COUNT,
+            backends: list[str] | None = None, progress: Progress | None = None) -> PackageResult:
+    """Package `model` for `target` into the bundle `out` and verify every backend on the golden pairs.
+
+    Usage: ``package("kws.tflite", "kws.edgepack", target="host")``
+    """
+    say = progress or (lambda msg: None)
+    model = Path(model)
+    fmt = model_format(model)
+    source = model.read_bytes()
+    say(f"importing {model.name} ({fmt}, {len(source):,} bytes)")
+    graph = load_model(model)
+    tgt = get_target(target)
+    report = tgt.check(graph)
+    if not report.ok:
+        first = next(i for i in report.issues if i.fatal)
+        raise EdgepackError(
+            f"{model.name}: node {first.node!r} ({first.op}) is not supported by target {target}: {first.reason}",
+            hint=f"run 'edgepack check {model} --target {target}' for the full report")
+    say(f"compiling for {target}")
+    arts = tgt.compile(graph, (fmt, source), {"backends": backends})
+
+    infos = [TensorInfo.from_manifest(tensor_spec(graph, n)) for n in graph.inputs]
+    if golden is not None:
+        inputs = golden_data.take(golden_data.load_samples(golden, infos), golden_count)
+    else:
+        inputs = golden_data.random_samples(graph, golden_count)
+    say(f"computing {len(next(iter(inputs.values())))} golden pairs with the reference interpreter")
+    outputs = Interpreter(graph).run(_merge_batch(graph, inputs))
+    outputs = {k: v.reshape(len(next(iter(inputs.values()))), *graph.tensor(k).shape) for k, v in outputs.items()}
+
+    manifest: dict[str, Any] = {
+        "target": target, "board": None,
+        "model": {"name": graph.name, "source_file": model.name, "source_format": fmt,
+                  "source_sha256": hashlib.sha256(source).hexdigest()},
+        "inputs": [tensor_spec(graph, n) for n in graph.inputs],
+        "outputs": [tensor_spec(graph, n) for n in graph.outputs],
+        "layers": layer_table(graph),
+        "tools": _tool_versions(),
+        "backends": {name: dict(spec, tolerance=_tolerance(name, graph.is_quantized, 0))
+                     for name, spec in arts.backends.items()},
+        "default_backend": arts.default_backend,
+    }
+    if arts.memory:
+        manifest["memory"] = arts.memory
+    files = [(a.path, a.role, a.data) for a in arts.files]
+    out = Path(out)
+    # Verify every non-reference backend on a trial bundle first; only a verified bundle reaches `out`.
+    trial = out.with_name(f".{out.name}.unverified")
+    try:
+        write_bundle(trial, manifest, files, inputs, outputs)
+        for name, value in _measure_backends(trial, manifest, outputs, say).items():
+            manifest["backends"][name]["tolerance"] = _tolerance(name, graph.is_quantized, value)
+    finally:
+        trial.unlink(missing_ok=True)
+    write_bundle(out, manifest, files, inputs, outputs)
+    manifest["golden"] = {"count": int(len(next(iter(inputs.values()))))}
+    return PackageResult(out, manifest)
+
+
+def _merge_batch(graph: Graph, samples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """[N, 1, ...] stacks -> [N, ...] batches for a batch-1 graph (the interpreter runs them at once)."""
+    return {k: v.reshape(-1, *graph.tensor(k).shape[1:]) if graph.tensor(k).shape[:1] == (1,) else v
+            for k, v in samples.items()}
+
+
+def _measure_backends(path: Path, manifest: dict[str, Any], want: dict[str, np.ndarray],
+                      say: Progress) -> dict[str, float]:
+    measured: dict[str, float] = {}
+    quantized = any(o["quant"] for o in manifest["outputs"])
+    for name in manifest["backends"]:
+        if name == "reference":
+            continue
+        if not backend_module(name).available():
+            raise EdgepackError(f"cannot verify backend {name!r}: {backend_module(name).missing_hint()}",
+                                hint="install it, or leave it out with --backend")
+        say(f"verifying backend {name} on the golden pairs")
+        with Bundle.open(path) as bundle:
+            sess = Session(bundle, name)
+            inputs, _ = bundle.golden()
+            got = sess.run(inputs)
+        worst = 0.0
+        for spec in manifest["outputs"]:
+            tol = FLOAT_TOLERANCE if not quantized else {"max_abs": float("inf"), "rtol": 0.0}
+            check = compare(spec["name"], got[spec["name"]], want[spec["name"]], tol["max_abs"], tol["rtol"])
+            if not check.passed:
+                raise EdgepackError(f"backend {name} disagrees with the golden model on output {spec['name']!r}: "
+                                    f"max |diff| {check.max_abs_diff:.3g} exceeds atol {tol['max_abs']} + "
+                                    f"rtol {tol['rtol']}", hint="leave the backend out with --backend")
+            worst = max(worst, check.max_abs_diff)
+        measured[name] = worst
+    return measured

@@ -1,0 +1,1 @@
+"""Post-training quantization (mixed bit-widths); arrives with the quantizer issue."""

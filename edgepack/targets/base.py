@@ -1,0 +1,76 @@
+"""The one interface every target implements, and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edgepack.ir.graph import Graph
+
+
+@dataclass
+class Issue:
+    """One compatibility finding about a node (or the whole graph when node is None)."""
+
+    node: str | None
+    op: str | None
+    reason: str
+    fatal: bool = True
+
+
+@dataclass
+class CompatibilityReport:
+    """What a target can and cannot do with a graph."""
+
+    target: str
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no fatal issue was found."""
+        return not any(i.fatal for i in self.issues)
+
+
+@dataclass
+class Artifact:
+    """One file of a bundle: path inside the bundle, role, bytes."""
+
+    path: str
+    role: str
+    data: bytes
+
+
+@dataclass
+class Artifacts:
+    """What `Target.compile` produces: files, the backends that can run them, and measured figures."""
+
+    files: list[Artifact]
+    backends: dict[str, dict[str, Any]]  # backend name -> {"artifact": path}
+    default_backend: str
+    memory: dict[str, Any] | None = None
+
+
+@dataclass
+class Board:
+    """A board a target can flash or run on."""
+
+    name: str
+    description: str
+    emulated: bool = False
+    constraints: dict[str, Any] = field(default_factory=dict)
+
+
+class Target(Protocol):
+    """A compilation target family (host, cortex-m, linux, edgetpu, fpga)."""
+
+    name: str
+    description: str
+    boards: list[Board]
+
+    def check(self, graph: Graph) -> CompatibilityReport:
+        """Which nodes this target can execute."""
+        ...
+
+    def compile(self, graph: Graph, source: tuple[str, bytes], options: dict[str, Any]) -> Artifacts:
+        """Artifacts for the bundle; `source` is (format, bytes) of the imported model file."""
+        ...
