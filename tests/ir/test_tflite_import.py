@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tflite_builder import tensor, write_tflite
 
 from edgepack.errors import ModelError, UnsupportedOpsError
 from edgepack.ir import Graph, Op
@@ -183,135 +184,37 @@ def test_patched_unsupported_op(tmp_path: Path) -> None:
 
 # ---- hand-built flatbuffers ----
 
-def _tensor(name: str, shape: list[int], type_: int, data: bytes | None = None, scale: list[float] | None = None,
-            zero_point: list[int] | None = None, axis: int = 0, signature: list[int] | None = None) -> dict:
-    return dict(name=name, shape=shape, type=type_, data=data, scale=scale, zero_point=zero_point, axis=axis,
-                signature=signature)
-
-
-def _write_tflite(path: Path, tensors: list[dict], ops: list[tuple], inputs: list[int], outputs: list[int]) -> Path:
-    """The smallest valid .tflite: ops are (builtin code, inputs, outputs, options table name, {field: value})."""
-    import flatbuffers
-    import tflite
-
-    b = flatbuffers.Builder(1024)
-
-    def ivec(values: list[int]) -> int:
-        return b.CreateNumpyVector(np.asarray(values, dtype=np.int32))
-
-    def tables(offsets: list[int]) -> int:
-        b.StartVector(4, len(offsets), 4)
-        for off in reversed(offsets):
-            b.PrependUOffsetTRelative(off)
-        return b.EndVector()
-
-    tflite.BufferStart(b)
-    buffers = [tflite.BufferEnd(b)]  # buffer 0: the empty sentinel
-    tensor_offsets = []
-    for t in tensors:
-        buffer_index = 0
-        if t["data"] is not None:
-            data = b.CreateNumpyVector(np.frombuffer(t["data"], dtype=np.uint8))
-            tflite.BufferStart(b)
-            tflite.BufferAddData(b, data)
-            buffers.append(tflite.BufferEnd(b))
-            buffer_index = len(buffers) - 1
-        quant = None
-        if t["scale"] is not None:
-            scale = b.CreateNumpyVector(np.asarray(t["scale"], dtype=np.float32))
-            zp = b.CreateNumpyVector(np.asarray(t["zero_point"], dtype=np.int64))
-            tflite.QuantizationParametersStart(b)
-            tflite.QuantizationParametersAddScale(b, scale)
-            tflite.QuantizationParametersAddZeroPoint(b, zp)
-            tflite.QuantizationParametersAddQuantizedDimension(b, t["axis"])
-            quant = tflite.QuantizationParametersEnd(b)
-        name, shape = b.CreateString(t["name"]), ivec(t["shape"])
-        signature = ivec(t["signature"]) if t["signature"] else None
-        tflite.TensorStart(b)
-        tflite.TensorAddShape(b, shape)
-        if signature is not None:
-            tflite.TensorAddShapeSignature(b, signature)
-        tflite.TensorAddType(b, t["type"])
-        tflite.TensorAddBuffer(b, buffer_index)
-        tflite.TensorAddName(b, name)
-        if quant is not None:
-            tflite.TensorAddQuantization(b, quant)
-        tensor_offsets.append(tflite.TensorEnd(b))
-    codes = sorted({op[0] for op in ops})
-    code_offsets = []
-    for code in codes:
-        tflite.OperatorCodeStart(b)
-        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-        tflite.OperatorCodeAddBuiltinCode(b, code)
-        tflite.OperatorCodeAddVersion(b, 1)
-        code_offsets.append(tflite.OperatorCodeEnd(b))
-    op_offsets = []
-    for code, op_in, op_out, opt_name, fields in ops:
-        opts = None
-        if opt_name:
-            getattr(tflite, f"{opt_name}Start")(b)
-            for key, value in fields.items():
-                getattr(tflite, f"{opt_name}Add{key}")(b, value)
-            opts = getattr(tflite, f"{opt_name}End")(b)
-        vin, vout = ivec(op_in), ivec(op_out)
-        tflite.OperatorStart(b)
-        tflite.OperatorAddOpcodeIndex(b, codes.index(code))
-        tflite.OperatorAddInputs(b, vin)
-        tflite.OperatorAddOutputs(b, vout)
-        if opts is not None:
-            tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, opt_name))
-            tflite.OperatorAddBuiltinOptions(b, opts)
-        op_offsets.append(tflite.OperatorEnd(b))
-    vt, vi, vo, vops = tables(tensor_offsets), ivec(inputs), ivec(outputs), tables(op_offsets)
-    sg_name = b.CreateString("main")
-    tflite.SubGraphStart(b)
-    tflite.SubGraphAddTensors(b, vt)
-    tflite.SubGraphAddInputs(b, vi)
-    tflite.SubGraphAddOutputs(b, vo)
-    tflite.SubGraphAddOperators(b, vops)
-    tflite.SubGraphAddName(b, sg_name)
-    subgraph = tflite.SubGraphEnd(b)
-    vcodes, vsubgraphs, vbuffers = tables(code_offsets), tables([subgraph]), tables(buffers)
-    description = b.CreateString("edgepack test")
-    tflite.ModelStart(b)
-    tflite.ModelAddVersion(b, 3)
-    tflite.ModelAddOperatorCodes(b, vcodes)
-    tflite.ModelAddSubgraphs(b, vsubgraphs)
-    tflite.ModelAddBuffers(b, vbuffers)
-    tflite.ModelAddDescription(b, description)
-    b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
-    path.write_bytes(bytes(b.Output()))
-    return path
-
-
-F32, F16, I32, I8, I4 = 0, 1, 2, 9, 17  # TensorType
+F32, F16, I32, I8, I4 = "float32", "float16", "int32", "int8", "int4"  # tensor dtypes
 
 
 def _raw(values: Any, dtype: Any) -> bytes:
     return np.asarray(values, dtype=dtype).tobytes()
 
-ADD, MAX_POOL_2D, CONCATENATION, CONV_2D, DEQUANTIZE, LOGISTIC, RELU_N1_TO_1 = 0, 17, 2, 3, 6, 14, 20
-PAD, TRANSPOSE, MEAN, FULLY_CONNECTED, RESIZE_BILINEAR, PADV2, QUANTIZE = 34, 39, 40, 9, 23, 60, 114
+
+ADD, MAX_POOL_2D, CONCATENATION, CONV_2D, DEQUANTIZE, LOGISTIC, RELU_N1_TO_1 = (
+    "ADD", "MAX_POOL_2D", "CONCATENATION", "CONV_2D", "DEQUANTIZE", "LOGISTIC", "RELU_N1_TO_1")
+PAD, TRANSPOSE, MEAN, FULLY_CONNECTED, RESIZE_BILINEAR, PADV2, QUANTIZE = (
+    "PAD", "TRANSPOSE", "MEAN", "FULLY_CONNECTED", "RESIZE_BILINEAR", "PADV2", "QUANTIZE")
 
 
 def _float_ops_model(path: Path) -> Path:
     """x[1,4,4,2] -> PAD -> MAX_POOL 2x2/2 -> TRANSPOSE(0,3,1,2) -> MEAN(-1, keepdims) -> CONCAT(x, x, axis -1)
     -> ADD(fp16 constant through DEQUANTIZE) -> LOGISTIC -> RELU_N1_TO_1, plus a dynamic batch on the input."""
     tensors = [
-        _tensor("x", [1, 4, 4, 2], F32, signature=[-1, 4, 4, 2]),  # 0
-        _tensor("paddings", [4, 2], I32, _raw([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)),  # 1
-        _tensor("padded", [1, 6, 6, 2], F32),  # 2
-        _tensor("pooled", [1, 3, 3, 2], F32),  # 3
-        _tensor("perm", [4], I32, _raw([0, 3, 1, 2], np.int32)),  # 4
-        _tensor("transposed", [1, 2, 3, 3], F32),  # 5
-        _tensor("axes", [1], I32, _raw([-1], np.int32)),  # 6
-        _tensor("mean", [1, 2, 3, 1], F32),  # 7
-        _tensor("concat", [1, 2, 3, 2], F32),  # 8
-        _tensor("bias_f16", [2], F16, _raw([0.5, -1.25], np.float16)),  # 9
-        _tensor("bias", [2], F32),  # 10
-        _tensor("sum", [1, 2, 3, 2], F32),  # 11
-        _tensor("sigmoid", [1, 2, 3, 2], F32),  # 12
-        _tensor("y", [1, 2, 3, 2], F32),  # 13
+        tensor("x", [1, 4, 4, 2], F32, signature=[-1, 4, 4, 2]),  # 0
+        tensor("paddings", [4, 2], I32, _raw([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)),  # 1
+        tensor("padded", [1, 6, 6, 2], F32),  # 2
+        tensor("pooled", [1, 3, 3, 2], F32),  # 3
+        tensor("perm", [4], I32, _raw([0, 3, 1, 2], np.int32)),  # 4
+        tensor("transposed", [1, 2, 3, 3], F32),  # 5
+        tensor("axes", [1], I32, _raw([-1], np.int32)),  # 6
+        tensor("mean", [1, 2, 3, 1], F32),  # 7
+        tensor("concat", [1, 2, 3, 2], F32),  # 8
+        tensor("bias_f16", [2], F16, _raw([0.5, -1.25], np.float16)),  # 9
+        tensor("bias", [2], F32),  # 10
+        tensor("sum", [1, 2, 3, 2], F32),  # 11
+        tensor("sigmoid", [1, 2, 3, 2], F32),  # 12
+        tensor("y", [1, 2, 3, 2], F32),  # 13
     ]
     ops = [
         (PAD, [0, 1], [2], None, {}),
@@ -325,7 +228,7 @@ def _float_ops_model(path: Path) -> Path:
         (LOGISTIC, [11], [12], None, {}),
         (RELU_N1_TO_1, [12], [13], None, {}),
     ]
-    return _write_tflite(path, tensors, ops, [0], [13])
+    return write_tflite(path, tensors, ops, [0], [13])
 
 
 def test_hand_built_float_ops(tmp_path: Path) -> None:
@@ -366,12 +269,12 @@ def test_int4_weights_unpacked(tmp_path: Path) -> None:
     nibbles = (weights.reshape(-1) & 0x0F).astype(np.uint8)
     packed = (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8).tobytes()  # low nibble first
     tensors = [
-        _tensor("x", [1, 4], I8, scale=[0.5], zero_point=[-3]),
-        _tensor("w", [2, 4], I4, packed, scale=[0.25, 0.125], zero_point=[0, 0], axis=0),
-        _tensor("b", [2], I32, np.asarray([10, -20], np.int32).tobytes(), scale=[0.125, 0.0625], zero_point=[0, 0]),
-        _tensor("y", [1, 2], I8, scale=[0.75], zero_point=[4]),
+        tensor("x", [1, 4], I8, scale=[0.5], zero_point=[-3]),
+        tensor("w", [2, 4], I4, packed, scale=[0.25, 0.125], zero_point=[0, 0], axis=0),
+        tensor("b", [2], I32, np.asarray([10, -20], np.int32).tobytes(), scale=[0.125, 0.0625], zero_point=[0, 0]),
+        tensor("y", [1, 2], I8, scale=[0.75], zero_point=[4]),
     ]
-    path = _write_tflite(tmp_path / "int4.tflite", tensors,
+    path = write_tflite(tmp_path / "int4.tflite", tensors,
                          [(FULLY_CONNECTED, [0, 1, 2], [3], "FullyConnectedOptions", {})], [0], [3])
     g = from_tflite(path)
     w = g.tensor("w")
@@ -383,16 +286,16 @@ def test_int4_weights_unpacked(tmp_path: Path) -> None:
 
 def test_every_problem_listed_at_once(tmp_path: Path) -> None:
     tensors = [
-        _tensor("x", [1, 4, 4, 1], F32),  # 0
-        _tensor("size", [2], I32, _raw([8, 8], np.int32)),  # 1
-        _tensor("resized", [1, 8, 8, 1], F32),  # 2
-        _tensor("paddings", [4, 2], I32, _raw([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)),  # 3
-        _tensor("pad_value", [1], F32, _raw([2.0], np.float32)),  # 4
-        _tensor("padded", [1, 10, 10, 1], F32),  # 5
-        _tensor("w", [1, 3, 3, 1], F32, _raw(np.ones(9), np.float32)),  # 6
-        _tensor("conv", [1, 8, 8, 1], F32),  # 7
-        _tensor("conv2", [1, 6, 6, 1], F32),  # 8
-        _tensor("resized2", [1, 12, 12, 1], F32),  # 9
+        tensor("x", [1, 4, 4, 1], F32),  # 0
+        tensor("size", [2], I32, _raw([8, 8], np.int32)),  # 1
+        tensor("resized", [1, 8, 8, 1], F32),  # 2
+        tensor("paddings", [4, 2], I32, _raw([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)),  # 3
+        tensor("pad_value", [1], F32, _raw([2.0], np.float32)),  # 4
+        tensor("padded", [1, 10, 10, 1], F32),  # 5
+        tensor("w", [1, 3, 3, 1], F32, _raw(np.ones(9), np.float32)),  # 6
+        tensor("conv", [1, 8, 8, 1], F32),  # 7
+        tensor("conv2", [1, 6, 6, 1], F32),  # 8
+        tensor("resized2", [1, 12, 12, 1], F32),  # 9
     ]
     conv_opts = dict(Padding=1, StrideW=1, StrideH=1, FusedActivationFunction=4)  # TANH: not fusable here
     ops = [
@@ -402,7 +305,7 @@ def test_every_problem_listed_at_once(tmp_path: Path) -> None:
         (CONV_2D, [7, 6, -1], [8], "Conv2DOptions", conv_opts),
         (RESIZE_BILINEAR, [8, 1], [9], None, {}),
     ]
-    path = _write_tflite(tmp_path / "bad.tflite", tensors, ops, [0], [9])
+    path = write_tflite(tmp_path / "bad.tflite", tensors, ops, [0], [9])
     with pytest.raises(UnsupportedOpsError) as info:
         from_tflite(path)
     problems = {p[0]: p for p in info.value.problems}
@@ -416,13 +319,13 @@ def test_every_problem_listed_at_once(tmp_path: Path) -> None:
 
 def test_absent_optional_input_and_hybrid(tmp_path: Path) -> None:
     f32 = np.ones(9, np.float32).tobytes()
-    tensors = [_tensor("x", [1, 3, 3, 1], F32), _tensor("w", [1, 3, 3, 1], F32, f32), _tensor("y", [1, 3, 3, 1], F32)]
+    tensors = [tensor("x", [1, 3, 3, 1], F32), tensor("w", [1, 3, 3, 1], F32, f32), tensor("y", [1, 3, 3, 1], F32)]
     ops = [(CONV_2D, [0, 1, -1], [2], "Conv2DOptions", dict(Padding=0, StrideW=1, StrideH=1))]
-    g = from_tflite(_write_tflite(tmp_path / "conv.tflite", tensors, ops, [0], [2]))
+    g = from_tflite(write_tflite(tmp_path / "conv.tflite", tensors, ops, [0], [2]))
     assert g.nodes[0].inputs == ["x", "w", ""] and g.nodes[0].attrs["pads"] == [1, 1, 1, 1]
-    tensors[1] = _tensor("w", [1, 3, 3, 1], I8, np.ones(9, np.int8).tobytes(), scale=[0.1], zero_point=[0])
+    tensors[1] = tensor("w", [1, 3, 3, 1], I8, np.ones(9, np.int8).tobytes(), scale=[0.1], zero_point=[0])
     with pytest.raises(UnsupportedOpsError, match="hybrid"):
-        from_tflite(_write_tflite(tmp_path / "hybrid.tflite", tensors, ops, [0], [2]))
+        from_tflite(write_tflite(tmp_path / "hybrid.tflite", tensors, ops, [0], [2]))
 
 
 # ---- execution through the golden reference interpreter ----
@@ -469,16 +372,16 @@ def test_quantize_dequantize_and_duplicate_names(tmp_path: Path) -> None:
     """QUANTIZE and DEQUANTIZE of activations stay nodes; DEQUANTIZE of int8 weights folds per channel."""
     w_q = np.array([[10, -20], [30, 40]], dtype=np.int8)
     tensors = [
-        _tensor("x", [1, 2], F32),  # 0
-        _tensor("q", [1, 2], I8, scale=[0.1], zero_point=[3]),  # 1
-        _tensor("q", [1, 2], F32),  # 2: same name as tensor 1
-        _tensor("w_q", [2, 2], I8, w_q.tobytes(), scale=[0.5, 0.25], zero_point=[0, 0], axis=0),  # 3
-        _tensor("w", [2, 2], F32),  # 4
-        _tensor("y", [1, 2], F32),  # 5
+        tensor("x", [1, 2], F32),  # 0
+        tensor("q", [1, 2], I8, scale=[0.1], zero_point=[3]),  # 1
+        tensor("q", [1, 2], F32),  # 2: same name as tensor 1
+        tensor("w_q", [2, 2], I8, w_q.tobytes(), scale=[0.5, 0.25], zero_point=[0, 0], axis=0),  # 3
+        tensor("w", [2, 2], F32),  # 4
+        tensor("y", [1, 2], F32),  # 5
     ]
     ops = [(QUANTIZE, [0], [1], None, {}), (DEQUANTIZE, [1], [2], None, {}), (DEQUANTIZE, [3], [4], None, {}),
            (FULLY_CONNECTED, [2, 4, -1], [5], "FullyConnectedOptions", dict(FusedActivationFunction=1))]
-    g = from_tflite(_write_tflite(tmp_path / "qdq.tflite", tensors, ops, [0], [5]))
+    g = from_tflite(write_tflite(tmp_path / "qdq.tflite", tensors, ops, [0], [5]))
     assert [(n.op, n.name, n.inputs) for n in g.nodes] == [
         (Op.QUANTIZE, "q", ["x"]), (Op.DEQUANTIZE, "q_2", ["q"]), (Op.FULLY_CONNECTED, "y", ["q_2", "w", ""])]
     assert g.nodes[2].attrs == {"activation": "RELU"}
@@ -488,7 +391,7 @@ def test_quantize_dequantize_and_duplicate_names(tmp_path: Path) -> None:
 
 
 def test_dynamic_inner_dimension_is_unsupported(tmp_path: Path) -> None:
-    tensors = [_tensor("x", [1, 1, 3], F32, signature=[1, -1, 3]), _tensor("y", [1, 1, 3], F32)]
-    path = _write_tflite(tmp_path / "dyn.tflite", tensors, [(LOGISTIC, [0], [1], None, {})], [0], [1])
+    tensors = [tensor("x", [1, 1, 3], F32, signature=[1, -1, 3]), tensor("y", [1, 1, 3], F32)]
+    path = write_tflite(tmp_path / "dyn.tflite", tensors, [(LOGISTIC, [0], [1], None, {})], [0], [1])
     with pytest.raises(UnsupportedOpsError, match="dynamic dimension"):
         from_tflite(path)

@@ -1,8 +1,10 @@
 """ADD, MUL and the standalone activations (RELU, RELU6, CLIP, LOGISTIC, TANH), float and integer.
 
 Integer arithmetic follows TFLM: ADD rescales both inputs to a common 2*max(scale) grid with
-left_shift 20 (int8) / 15 (int16); MUL multiplies offsets and requantizes once; RELU requantizes
-input to output scale then clamps; LOGISTIC/TANH use gemmlowp fixed-point on a Q4.27 input.
+left_shift 20 (int8) / 15 (int16); MUL multiplies offsets and requantizes once; RELU and CLIP
+requantize input to output scale then clamp, RELU6 clamps in the input quantization; int8
+LOGISTIC/TANH use gemmlowp fixed-point on a Q4.27 input. int16 LOGISTIC/TANH (TFLM: a 256-entry
+sigmoid table with interpolation) are not implemented.
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ def prepare_clip(ctx: NodeContext) -> None:
     si, zi = scalar_quant(ctx, ctx.ins[0])
     so, zo = scalar_quant(ctx, ctx.out)
     qmin, qmax = INT_RANGES[ctx.out.dtype]
+    if ctx.node.op.value == "RELU6":
+        # TFLM's RELU6 clamps the raw input to [zero point, 6] in the input quantization and ignores the
+        # output quantization (the converter always makes them equal).
+        six = zi + int(round_half_away_array(np.float32(6.0) / np.float32(si)))
+        ctx.data.update(zi=zi, zo=zi, m=None, act=(max(qmin, zi), min(qmax, six)))
+        return
 
     def q(f: float) -> int:
         return zo + int(round_half_away_array(np.float32(f) / np.float32(so)))
@@ -110,6 +118,8 @@ def clip(ctx: NodeContext, x: np.ndarray) -> np.ndarray:
     if not ctx.quantized:
         return _clamp(ctx, x.astype(np.float32))
     d = ctx.data
+    if d["m"] is None:
+        return _clamp(ctx, x)
     return _clamp(ctx, d["zo"] + requantize(x.astype(np.int64) - d["zi"], *d["m"]))
 
 
@@ -118,7 +128,8 @@ def prepare_sigmoid_tanh(ctx: NodeContext) -> None:
     if not ctx.quantized:
         return
     if ctx.out.dtype != "int8":
-        raise ModelError(f"node {ctx.node.name!r} ({ctx.node.op.value}): only int8 is supported, got {ctx.out.dtype}")
+        raise ModelError(f"node {ctx.node.name!r} ({ctx.node.op.value}): only int8 is supported, got {ctx.out.dtype} "
+                         "(TFLM's int16 kernel uses a lookup table edgepack does not implement)")
     si, zi = scalar_quant(ctx, ctx.ins[0])
     so, zo = scalar_quant(ctx, ctx.out)
     expected = (1 / 256, -128) if ctx.node.op.value == "LOGISTIC" else (1 / 128, 0)

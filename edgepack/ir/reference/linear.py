@@ -3,7 +3,7 @@
 Integer kernels follow TFLM's reference integer_ops (ConvPerChannel, DepthwiseConvPerChannel,
 FullyConnected): acc = sum((x - x_zp) * (w - w_zp)) + bias; requantize per output channel; add the
 output zero point; clamp to the activation range. int8 activations use the 32-bit double-rounding
-requantizer, int16 activations (16x8) the 64-bit one, as TFLM does.
+requantizer, int16 activations (16x8) the 64-bit one, as TFLM does (except CONV_2D with an int32 bias).
 
 Integer dot products are computed with float64 BLAS: every partial sum is an integer below 2**53
 (|x - zp| <= 65535, |w| <= 127, fewer than 2**30 terms), so the result is exact.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgepack.errors import ModelError
+from edgepack.ir.graph import Tensor
 from edgepack.ir.ops import Op
 from edgepack.ir.reference.fixedpoint import quantize_multipliers, requantize, requantize_int64
 from edgepack.ir.reference.prepare import NodeContext, activation_range, scalar_quant
@@ -65,9 +66,26 @@ def prepare(ctx: NodeContext) -> None:
                          f"{w.dtype} weights are not supported (int8 or int16 activations, int8/int4 weights)")  # type: ignore[union-attr]
     ctx.data.update(
         in_zp=in_zp, out_zp=out_zp, w_zp=np.broadcast_to(wq.zero_point, (channels,)).astype(np.int64),
-        multiplier=mult, shift=shift, act=activation_range(ctx), wide=x.dtype == "int16",  # type: ignore[union-attr]
+        multiplier=mult, shift=shift, act=activation_range(ctx), wide=_wide_accumulator(ctx, x, b),  # type: ignore[arg-type]
         has_bias=b is not None,
     )
+
+
+def _wide_accumulator(ctx: NodeContext, x: Tensor, bias: Tensor | None) -> bool:
+    """True when TFLM accumulates in int64 and requantizes with the 64-bit multiplier (16x8 kernels).
+
+    TFLM's 16x8 CONV_2D picks its accumulator from the bias type: an int32 bias keeps the 32-bit
+    accumulator and requantizer of the int8 kernels; an int64 bias, or none, takes the 64-bit ones.
+    Its 16x8 DEPTHWISE_CONV_2D and FULLY_CONNECTED always read an int64 bias.
+    """
+    bias_dtype = bias.dtype if bias is not None else None
+    expected = ("int64", None) if x.dtype == "int16" else ("int32", None)
+    if x.dtype == "int16" and ctx.node.op is Op.CONV_2D:
+        expected = ("int64", "int32", None)
+    if bias_dtype not in expected:
+        raise ModelError(f"node {ctx.node.name!r} ({ctx.node.op.value}): {bias_dtype} bias with {x.dtype} "
+                         f"activations (expected {' or '.join(e for e in expected if e)})")
+    return x.dtype == "int16" and bias_dtype != "int32"
 
 
 def _finish(ctx: NodeContext, acc: np.ndarray, bias: np.ndarray | None) -> np.ndarray:

@@ -2,10 +2,12 @@
 
 Padding never counts: an average divides by the number of in-bounds elements, with TFLM's integer
 rounding (acc +/- count/2) / count truncated toward zero. Integer pools require equal input and
-output quantization, as TFLM does.
+output quantization, as TFLM does. Integer MEAN follows TFLM's reduce kernels (see `prepare_mean`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -69,17 +71,24 @@ def max_pool_2d(ctx: NodeContext, x: np.ndarray) -> np.ndarray:
 
 
 def prepare_mean(ctx: NodeContext) -> None:
-    """MEAN: integer form supports TFLM's 4-D mean over axes {1, 2} (global average pooling)."""
-    axes = sorted(int(a) % len(ctx.ins[0].shape) for a in ctx.attr("axes"))  # type: ignore[union-attr]
+    """MEAN over any axes, as TFLM's reduce kernels (QuantizedMeanOrSum) for int8 and int16.
+
+    The sum of (q - input zero point) is requantized with 1/count folded into the multiplier:
+    multiplier * 2**s // count with s = floor(log2(count)), capped at 32 and at 31 + shift. The
+    tflite-micro we verify against takes this path even when input and output quantization are equal
+    (some older versions then divided the raw sum by the count, truncating).
+    """
+    x = ctx.ins[0]
+    axes = sorted(int(a) % len(x.shape) for a in ctx.attr("axes"))  # type: ignore[union-attr]
     ctx.data["axes"] = tuple(axes)
     if not ctx.quantized:
         return
-    if len(ctx.ins[0].shape) != 4 or axes != [1, 2]:  # type: ignore[union-attr]
-        raise ModelError(f"node {ctx.node.name!r} (MEAN): integer MEAN is supported over axes [1, 2] of a 4-D "
-                         f"tensor (global average pooling), got axes {axes}")
-    si, zi = scalar_quant(ctx, ctx.ins[0])
+    si, zi = scalar_quant(ctx, x)
     so, zo = scalar_quant(ctx, ctx.out)
-    ctx.data.update(zi=zi, zo=zo, m=quantize_multiplier(si / so))
+    count = math.prod(x.shape[a] for a in axes)  # type: ignore[union-attr]
+    multiplier, shift = quantize_multiplier(si / so)
+    s = min(count.bit_length() - 1, 32, 31 + shift)
+    ctx.data.update(zi=zi, zo=zo, count=count, m=((multiplier << s) // count, shift - s))
 
 
 def mean(ctx: NodeContext, x: np.ndarray) -> np.ndarray:
@@ -89,9 +98,7 @@ def mean(ctx: NodeContext, x: np.ndarray) -> np.ndarray:
     if not ctx.quantized:
         return x.astype(np.float32).mean(axis=axes, keepdims=keep, dtype=np.float32)
     d = ctx.data
-    count = int(np.prod([x.shape[a] for a in axes]))
-    acc = (x.astype(np.int64) - d["zi"]).sum(axis=axes, keepdims=keep)
-    acc = requantize(acc, *d["m"])
-    acc = np.where(acc > 0, _c_div(acc + count // 2, count), _c_div(acc - count // 2, count)) + d["zo"]
+    total = x.astype(np.int64).sum(axis=axes, keepdims=keep)
+    y = requantize(total - d["zi"] * d["count"], *d["m"]) + d["zo"]
     lo, hi = INT_RANGES[ctx.out.dtype]
-    return np.clip(acc, lo, hi).astype(ctx.out.dtype)
+    return np.clip(y, lo, hi).astype(ctx.out.dtype)

@@ -33,7 +33,9 @@ def prepare(ctx: NodeContext) -> None:
         ctx.data["beta"] = beta
         return
     if ctx.ins[0].dtype != "int8" or ctx.out.dtype != "int8":  # type: ignore[union-attr]
-        raise ModelError(f"node {ctx.node.name!r} (SOFTMAX): only int8 -> int8 is supported in integer mode")
+        raise ModelError(f"node {ctx.node.name!r} (SOFTMAX): only int8 -> int8 is supported in integer mode, got "
+                         f"{ctx.ins[0].dtype} -> {ctx.out.dtype} (TFLM's int16 softmax uses exp and reciprocal "  # type: ignore[union-attr]
+                         "lookup tables edgepack does not implement)")
     si, _ = scalar_quant(ctx, ctx.ins[0])
     so, zo = scalar_quant(ctx, ctx.out)
     if (np.float32(so), zo) != (np.float32(1 / 256), -128):
