@@ -1,4 +1,4 @@
-"""Puts tests/ on sys.path so that test modules can share helpers (`import tflite_builder`)."""
+"""Puts tests/ on sys.path so that test modules can share helpers (e.g. `import onnx_models`)."""
 
 import sys
 from pathlib import Path

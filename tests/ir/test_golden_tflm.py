@@ -1,4 +1,4 @@
-"""The golden interpreter against tflite-micro, op by op, on models written with `tflite_builder`.
+"""The golden interpreter against tflite-micro, op by op, on models written with `edgepack.ir.tflite_writer`.
 
 Every test builds a one-op (or small multi-layer) .tflite with seeded random weights and quantization,
 runs it in tflite-micro (the MCU oracle) one sample at a time, imports it with `from_tflite`, runs
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tflite_builder import ACTIVATIONS, SAME, VALID, ModelBuilder
 
 from edgepack.errors import ModelError
 from edgepack.ir.reference import Interpreter
 from edgepack.ir.tflite import from_tflite
+from edgepack.ir.tflite_writer import ACTIVATIONS, SAME, VALID, ModelBuilder
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 

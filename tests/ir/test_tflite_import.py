@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tflite_builder import tensor, write_tflite
 
 from edgepack.errors import ModelError, UnsupportedOpsError
 from edgepack.ir import Graph, Op
 from edgepack.ir import tflite as tflite_import
 from edgepack.ir.tflite import from_tflite, list_ops
+from edgepack.ir.tflite_writer import tensor, write_tflite
 
 MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
 DATA = MODELS.parent / "data"

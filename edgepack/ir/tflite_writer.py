@@ -1,4 +1,6 @@
-"""A small TFLite flatbuffer writer for tests, built on the `tflite` package's generated builder functions.
+"""A small TFLite flatbuffer writer, built on the `tflite` package's generated builder functions.
+
+Used by the TFLite exporter (`tflite_export.py`) and by tests that build models in code.
 
 A model is a list of tensors and a list of ops (one subgraph, schema version 3). Two ways to use it:
 
@@ -77,7 +79,8 @@ def _raw_bytes(t: TensorDef) -> bytes:
     return np.ascontiguousarray(t.data, dtype=_NUMPY_DTYPES[t.dtype]).tobytes()
 
 
-def model_bytes(tensors: list[TensorDef], ops: list[tuple], inputs: list[int], outputs: list[int]) -> bytes:
+def model_bytes(tensors: list[TensorDef], ops: list[tuple], inputs: list[int], outputs: list[int],
+                description_text: str = "edgepack") -> bytes:
     """Serialize one subgraph to a .tflite flatbuffer (see the module docstring for the op tuples)."""
     import flatbuffers
     import tflite
@@ -170,7 +173,7 @@ def model_bytes(tensors: list[TensorDef], ops: list[tuple], inputs: list[int], o
     tflite.SubGraphAddName(b, subgraph_name)
     subgraph = tflite.SubGraphEnd(b)
     vcodes, vsubgraphs, vbuffers = table_vector(code_offsets), table_vector([subgraph]), table_vector(buffers)
-    description = b.CreateString("edgepack test")
+    description = b.CreateString(description_text)
     tflite.ModelStart(b)
     tflite.ModelAddVersion(b, 3)
     tflite.ModelAddOperatorCodes(b, vcodes)
@@ -210,6 +213,6 @@ class ModelBuilder:
         """Append the builtin op `name` (a tflite.BuiltinOperator name) with its options table fields."""
         self.ops.append((name, list(inputs), list(outputs), options, fields))
 
-    def to_bytes(self, inputs: list[int], outputs: list[int]) -> bytes:
+    def to_bytes(self, inputs: list[int], outputs: list[int], description: str = "edgepack") -> bytes:
         """The .tflite flatbuffer."""
-        return model_bytes(self.tensors, self.ops, inputs, outputs)
+        return model_bytes(self.tensors, self.ops, inputs, outputs, description)
