@@ -26,6 +26,18 @@ def model_format(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
+def read_model_file(path: str | os.PathLike[str], limit: int, kind: str) -> bytes:
+    """The file's bytes, refusing unreadable files and files over `limit` bytes with a ModelError."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise ModelError(f"{p}: cannot read the model ({exc.strerror})") from None
+    if size > limit:
+        raise ModelError(f"{p}: {size:,} bytes is over the {limit:,}-byte limit for {kind} models")
+    return p.read_bytes()
+
+
 def load_model(path: str | os.PathLike[str]) -> Graph:
     """Import a .tflite or .onnx file into a Graph."""
     if model_format(path) == "tflite":

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgepack.errors import EdgepackError, ModelError, UnsupportedOpsError
 from edgepack.ir.graph import Graph
+from edgepack.ir.loader import read_model_file
 from edgepack.ir.onnx_context import TO_NCHW, Context, UnsupportedVariantError, simplify
 from edgepack.ir.onnx_ops import CONVERTERS, OnnxNode
 from edgepack.ir.ops import Op
@@ -120,14 +121,9 @@ def _read(path_or_model: Any) -> tuple[Any, str, str, str | None]:
         return model, f"<onnx model {name!r}>", name, None
     path = Path(path_or_model)
     label = str(path_or_model)
+    data = read_model_file(path, MAX_FILE_BYTES, "ONNX")
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ModelError(f"{label}: cannot read the file ({exc.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise ModelError(f"{label}: {size:,} bytes is over the 1 GiB limit for ONNX models")
-    try:
-        model = onnx.load_model_from_string(path.read_bytes())
+        model = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf raises DecodeError and friends for garbage or truncated files
         raise ModelError(f"{label}: not a valid ONNX file ({type(exc).__name__}: {exc})",
                          hint="check that the file is complete and really an .onnx model") from None

@@ -22,6 +22,7 @@ import numpy as np
 
 from edgepack.errors import ModelError, UnsupportedOpsError
 from edgepack.ir.graph import Graph, Node, QuantParams, Tensor
+from edgepack.ir.loader import read_model_file
 from edgepack.ir.ops import Activation, Op
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -515,13 +516,7 @@ def _load(path: Path) -> _TfModel:
     except ImportError:
         raise ModelError("reading .tflite files needs the 'tflite' package",
                          hint="install it with: pip install tflite") from None
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read the model ({exc.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise ModelError(f"{path}: {size} bytes is larger than the {MAX_FILE_BYTES >> 20} MiB limit for .tflite files")
-    buf = path.read_bytes()
+    buf = read_model_file(path, MAX_FILE_BYTES, "TFLite")
     if len(buf) < 8 or not tflite.Model.ModelBufferHasIdentifier(buf, 0):
         raise ModelError(f"{path}: not a valid TFLite flatbuffer (no 'TFL3' file identifier)")
     try:

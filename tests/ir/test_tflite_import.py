@@ -155,7 +155,7 @@ def test_file_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path = tmp_path / "big.tflite"
     path.write_bytes(b"\0" * 2048)
     monkeypatch.setattr(tflite_import, "MAX_FILE_BYTES", 1024)
-    with pytest.raises(ModelError, match="larger than"):
+    with pytest.raises(ModelError, match="over the 1,024-byte limit"):
         from_tflite(path)
 
 

@@ -34,18 +34,26 @@ def _clamp(ctx: NodeContext, y: np.ndarray) -> np.ndarray:
     return np.clip(y, lo, hi).astype(ctx.out.dtype)
 
 
-def prepare_add(ctx: NodeContext) -> None:
-    """TFLM add.cc Prepare: per-input multipliers onto a shared grid, and the output multiplier."""
+def _prepare_binary(ctx: NodeContext) -> tuple[float, float, float] | None:
+    """Shared Prepare of ADD/MUL: the clamp range, zero points in ctx.data, and the three scales (None if float)."""
     ctx.data["act"] = activation_range(ctx)
     if not ctx.quantized:
+        return None
+    (s1, z1), (s2, z2), (so, zo) = (scalar_quant(ctx, t) for t in (ctx.ins[0], ctx.ins[1], ctx.out))
+    ctx.data.update(z1=z1, z2=z2, zo=zo)
+    return s1, s2, so
+
+
+def prepare_add(ctx: NodeContext) -> None:
+    """TFLM add.cc Prepare: per-input multipliers onto a shared grid, and the output multiplier."""
+    scales = _prepare_binary(ctx)
+    if scales is None:
         return
-    s1, z1 = scalar_quant(ctx, ctx.ins[0])
-    s2, z2 = scalar_quant(ctx, ctx.ins[1])
-    so, zo = scalar_quant(ctx, ctx.out)
+    s1, s2, so = scales
     left_shift = 15 if ctx.out.dtype == "int16" else 20
     twice_max = 2 * float(max(np.float32(s1), np.float32(s2)))
     ctx.data.update(
-        z1=z1, z2=z2, zo=zo, left_shift=left_shift,
+        left_shift=left_shift,
         m1=quantize_multiplier(s1 / twice_max), m2=quantize_multiplier(s2 / twice_max),
         mo=quantize_multiplier(twice_max / ((1 << left_shift) * so)),
     )
@@ -63,13 +71,10 @@ def add(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def prepare_mul(ctx: NodeContext) -> None:
     """TFLM mul.cc Prepare: one multiplier s1*s2/so."""
-    ctx.data["act"] = activation_range(ctx)
-    if not ctx.quantized:
-        return
-    s1, z1 = scalar_quant(ctx, ctx.ins[0])
-    s2, z2 = scalar_quant(ctx, ctx.ins[1])
-    so, zo = scalar_quant(ctx, ctx.out)
-    ctx.data.update(z1=z1, z2=z2, zo=zo, m=quantize_multiplier(s1 * s2 / so))
+    scales = _prepare_binary(ctx)
+    if scales is not None:
+        s1, s2, so = scales
+        ctx.data["m"] = quantize_multiplier(s1 * s2 / so)
 
 
 def mul(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
