@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgepack import __version__
@@ -52,7 +53,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def _progress(message: str) -> None:
-    err.print(f"[dim]… {message}[/dim]")
+    err.print(f"[dim]… {escape(message)}[/dim]")
 
 
 @app.command()
@@ -146,7 +147,8 @@ def _print_check(report: dict[str, Any]) -> None:
             table.add_row(o["op"], str(o["count"]), "yes" if o["supported"] else "NO", o.get("reason") or "")
         out.print(table)
     for u in report["unsupported"]:
-        err.print(f"[red]unsupported:[/red] {u['op']} x{u['count']} (first: {u.get('first_node')}): {u['reason']}")
+        err.print("[red]unsupported:[/red] " + escape(f"{u['op']} x{u['count']} (first: {u.get('first_node')}): "
+                                                        f"{u['reason']}"))
 
 
 @app.command()
@@ -254,7 +256,10 @@ def run(
     err.print(f"[dim]backend {sess.backend}[/dim]")
     results = sess.run(inputs, dequantize=dequantize)
     if output is not None:
-        np.savez(output, **results)
+        try:
+            np.savez(output, **results)
+        except OSError as exc:
+            raise EdgepackError(f"{output}: cannot write the outputs: {exc.strerror or exc}") from exc
         err.print(f"wrote {output}")
     if json_out:
         _print_json({"backend": sess.backend, "outputs": results})
@@ -284,13 +289,18 @@ def verify(
     Examples: edgepack verify kws.edgepack;  edgepack verify kws.edgepack -b reference --json
     """
     import edgepack.runtime as rt
-    from edgepack.runtime.backends import backend_module
+    from edgepack.errors import BackendUnavailableError
+    from edgepack.runtime.backends import BACKENDS, backend_module
     from edgepack.runtime.bundle import Bundle
 
     with Bundle.open(bundle) as b:
         b.verify_all()
         offered = list(b.manifest["backends"])
-    names = backend or [n for n in offered if backend_module(n).available()]
+    names = backend or [n for n in offered if n in BACKENDS and backend_module(n).available()]
+    if not names:  # passing with nothing verified would hide the problem
+        raise BackendUnavailableError(f"{bundle}: none of the bundle's backends ({', '.join(offered)}) can run here",
+                                      hint="; ".join(f"{n}: {backend_module(n).missing_hint()}"
+                                                     for n in offered if n in BACKENDS) or None)
     reports = []
     for name in names:
         sess = rt.load(bundle, backend=name, threads=threads)
@@ -314,14 +324,18 @@ def verify(
                               "[green]pass[/green]" if o.passed else "[red]FAIL[/red]")
         out.print(table)
         for n in skipped:
-            err.print(f"[yellow]skipped backend {n}:[/yellow] {backend_module(n).missing_hint()}")
+            why = backend_module(n).missing_hint() if n in BACKENDS else "unknown to this edgepack version"
+            err.print(f"[yellow]skipped backend {n}:[/yellow] {why}")
     if not all(r.passed for r in reports):
         raise typer.Exit(1)
 
 
 @app.command()
 def version() -> None:
-    """Print the edgepack version."""
+    """Print the edgepack version.
+
+    Example: edgepack version
+    """
     out.print(__version__)
 
 
@@ -332,9 +346,10 @@ def main() -> None:
     except EdgepackError as exc:
         if os.environ.get("EDGEPACK_DEBUG") == "1":
             raise
-        err.print(f"[red]Error:[/red] {exc.message}", highlight=False)
+        # escape: messages quote user paths and tensor names, which may contain [brackets] rich reads as markup
+        err.print(f"[red]Error:[/red] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err.print(f"[cyan]Hint:[/cyan] {exc.hint}", highlight=False)
+            err.print(f"[cyan]Hint:[/cyan] {escape(exc.hint)}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -29,8 +29,8 @@ from edgepack.targets import get_target
 
 # Float backends must agree with the golden float interpreter within this (documented in docs/).
 FLOAT_TOLERANCE = {"max_abs": 1e-3, "rtol": 1e-3, "unit": "abs"}
-# The reference interpreter against itself: float32 sums may be ordered differently when samples are
-# batched (BLAS), a few ULPs; integer graphs are exact.
+# The reference interpreter against itself: float32 sums may be ordered differently on another machine
+# (numpy's BLAS build), a few ULPs; integer graphs are exact.
 REFERENCE_FLOAT_TOLERANCE = {"max_abs": 1e-5, "rtol": 1e-5, "unit": "abs"}
 TOOLS = ("numpy", "onnx", "onnxruntime", "ai-edge-litert", "tflite")
 
@@ -78,12 +78,16 @@ def layer_table(graph: Graph) -> list[dict[str, Any]]:
     return rows
 
 
-def _tolerance(backend: str, quantized: bool, measured: float) -> dict[str, Any]:
+def _tolerance(backend: str, graph: Graph, measured: float) -> dict[str, Any]:
+    """The tolerance a backend is recorded with; its unit follows the output dtype, as `verify.compare` does."""
+    unit = "lsb" if all(graph.tensor(n).dtype != "float32" for n in graph.outputs) else "abs"
+    if not graph.is_quantized:
+        return dict(REFERENCE_FLOAT_TOLERANCE) if backend == "reference" else dict(FLOAT_TOLERANCE)
     if backend == "reference":
-        return {"max_abs": 0, "unit": "lsb"} if quantized else dict(REFERENCE_FLOAT_TOLERANCE)
-    if quantized:
-        return {"max_abs": int(measured), "unit": "lsb"}
-    return dict(FLOAT_TOLERANCE)
+        return {"max_abs": 0, "unit": unit}
+    # Integer graphs: what the backend measured (LiteRT's kernels are not TFLM-exact), in LSB or, for
+    # float (dequantized) outputs, in real units.
+    return {"max_abs": int(measured) if unit == "lsb" else float(measured), "unit": unit}
 
 
 def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: str = "host",
@@ -114,9 +118,16 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
         inputs = golden_data.take(golden_data.load_samples(golden, infos), golden_count)
     else:
         inputs = golden_data.random_samples(graph, golden_count)
-    say(f"computing {len(next(iter(inputs.values())))} golden pairs with the reference interpreter")
-    outputs = Interpreter(graph).run(_merge_batch(graph, inputs))
-    outputs = {k: v.reshape(len(next(iter(inputs.values()))), *graph.tensor(k).shape) for k, v in outputs.items()}
+    count = len(next(iter(inputs.values())))
+    if count == 0:
+        raise EdgepackError(f"{golden or 'golden_count=0'}: no samples to use as golden inputs",
+                            hint="give at least one sample")
+    say(f"computing {count} golden pairs with the reference interpreter")
+    # One sample at a time, as a Session runs them: a batch-1 graph cannot always take a merged batch
+    # (a Concat with a constant, a Reshape to a fixed shape), and per-sample sums match the runtime's order.
+    interpreter = Interpreter(graph)
+    per_sample = [interpreter.run({k: v[i] for k, v in inputs.items()}) for i in range(count)]
+    outputs = {k: np.stack([r[k] for r in per_sample]) for k in graph.outputs}
 
     manifest: dict[str, Any] = {
         "target": target, "board": None,
@@ -126,7 +137,7 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
         "outputs": [tensor_spec(graph, n) for n in graph.outputs],
         "layers": layer_table(graph),
         "tools": _tool_versions(),
-        "backends": {name: dict(spec, tolerance=_tolerance(name, graph.is_quantized, 0))
+        "backends": {name: dict(spec, tolerance=_tolerance(name, graph, 0))
                      for name, spec in arts.backends.items()},
         "default_backend": arts.default_backend,
     }
@@ -138,25 +149,19 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
     trial = out.with_name(f".{out.name}.unverified")
     try:
         write_bundle(trial, manifest, files, inputs, outputs)
-        for name, value in _measure_backends(trial, manifest, outputs, say).items():
-            manifest["backends"][name]["tolerance"] = _tolerance(name, graph.is_quantized, value)
+        for name, value in _measure_backends(trial, manifest, outputs, graph.is_quantized, say).items():
+            manifest["backends"][name]["tolerance"] = _tolerance(name, graph, value)
     finally:
         trial.unlink(missing_ok=True)
     write_bundle(out, manifest, files, inputs, outputs)
-    manifest["golden"] = {"count": int(len(next(iter(inputs.values()))))}
-    return PackageResult(out, manifest)
+    with Bundle.open(out) as bundle:  # the manifest as written: artifacts, golden, versions, created
+        return PackageResult(out, bundle.manifest)
 
 
-def _merge_batch(graph: Graph, samples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """[N, 1, ...] stacks -> [N, ...] batches for a batch-1 graph (the interpreter runs them at once)."""
-    return {k: v.reshape(-1, *graph.tensor(k).shape[1:]) if graph.tensor(k).shape[:1] == (1,) else v
-            for k, v in samples.items()}
-
-
-def _measure_backends(path: Path, manifest: dict[str, Any], want: dict[str, np.ndarray],
+def _measure_backends(path: Path, manifest: dict[str, Any], want: dict[str, np.ndarray], quantized: bool,
                       say: Progress) -> dict[str, float]:
+    """Largest |diff| of each non-reference backend; float graphs must meet FLOAT_TOLERANCE."""
     measured: dict[str, float] = {}
-    quantized = any(o["quant"] for o in manifest["outputs"])
     for name in manifest["backends"]:
         if name == "reference":
             continue

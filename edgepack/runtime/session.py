@@ -26,9 +26,15 @@ def choose_backend(manifest: dict[str, Any], requested: str | None) -> str:
             raise BundleIncompatibleError(
                 f"backend {requested!r} is not in this bundle (it offers: {', '.join(offered) or 'none'})",
                 hint="rebuild with 'edgepack package ... --backend' or pick one of those")
+        module = backend_module(requested)
+        if not module.available():
+            raise BackendUnavailableError(f"backend {requested!r} cannot run here: its library is not installed",
+                                          hint=module.missing_hint())
         return requested
     default = manifest.get("default_backend")
-    order = ([default] if default in offered else []) + [b for b in BACKENDS if b in offered and b != default]
+    # A default this reader does not know (a newer writer's backend) is skipped, not an error.
+    order = ([default] if default in offered and default in BACKENDS else []) + [
+        b for b in BACKENDS if b in offered and b != default]
     for name in order:
         if backend_module(name).available():
             return name

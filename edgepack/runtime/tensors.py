@@ -6,6 +6,7 @@ Float inputs given to an integer model are quantized with the bundle's parameter
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,12 @@ class TensorInfo:
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Real values -> this tensor's integer dtype (float32 math, round half away from zero, saturate)."""
         x = np.asarray(x, dtype=np.float32)
+        if np.isnan(x).any():
+            raise InputError(f"input {self.name!r}: NaN cannot be quantized to {self.dtype}")
         q = np.sign(x) * np.floor(np.abs(x / np.float32(self.scale)) + np.float32(0.5))
         lo, hi = _INT_LIMITS[self.dtype]
-        return np.clip(q.astype(np.int64) + self.zero_point, lo, hi).astype(self.dtype)
+        # Saturate before the integer cast: casting a float beyond int64 (1e30, inf) is undefined in numpy.
+        return np.clip(q.astype(np.float64) + self.zero_point, lo, hi).astype(self.dtype)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """Integer values -> real values (float32)."""
@@ -81,6 +85,12 @@ def read_input_file(path: str | Path, infos: list[TensorInfo]) -> dict[str, np.n
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     names = [t.name for t in infos]
+    with p.open("rb") as f:
+        magic = f.read(6)
+    if not magic.startswith((b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")):
+        # np.load would treat any other file as a pickle and blame pickling, which misleads.
+        raise InputError(f"{p}: not a .npy or .npz file (no NumPy or zip signature at the start)",
+                         hint="save inputs with np.save(path, array) or np.savez(path, **{name: array})")
     try:
         data = np.load(p, allow_pickle=False)
         if isinstance(data, np.ndarray):
@@ -92,7 +102,7 @@ def read_input_file(path: str | Path, infos: list[TensorInfo]) -> dict[str, np.n
             found = {n: data[n] for n in names if n in data.files}
             if not found and len(names) == 1 and data.files:
                 found = {names[0]: data[data.files[0]]}
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{p}: not a readable .npy/.npz file ({exc})") from exc
     missing = [n for n in names if n not in found]
     if missing:
