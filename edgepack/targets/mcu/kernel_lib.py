@@ -1,0 +1,103 @@
+"""The C kernel library as seen from Python: where the sources are, the C struct layouts, which
+files each kernel needs, and the Python twins of the `*_scratch_bytes()` sizing functions.
+
+The struct layouts here must match `kernels/ep_common.h` field for field; the code generator uses
+them to write initializers and the host tests use them to build ctypes structures, so a mismatch
+fails the kernel tests. Usage: `sources_for(["ep_fc_s8"])`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KERNEL_DIR = Path(__file__).with_name("kernels")
+
+# Headers every kernel build needs.
+HEADERS = ("ep_common.h", "ep_kernels.h", "ep_pool_s8_common.h")
+# Sources every kernel build links (fixed-point helpers are small and shared).
+COMMON_SOURCES = ("ep_fixedpoint.c",)
+
+# C struct name -> ordered (field, C type). Pointer fields point at `static const` tables.
+STRUCTS: dict[str, list[tuple[str, str]]] = {
+    "ep_dims_t": [("n", "int32_t"), ("h", "int32_t"), ("w", "int32_t"), ("c", "int32_t")],
+    "ep_quant_t": [("input_zp", "int32_t"), ("output_zp", "int32_t"), ("act_min", "int32_t"),
+                   ("act_max", "int32_t"), ("multiplier", "const int32_t *"), ("shift", "const int32_t *")],
+    "ep_conv_params_t": [("stride_h", "int32_t"), ("stride_w", "int32_t"), ("dilation_h", "int32_t"),
+                         ("dilation_w", "int32_t"), ("pad_top", "int32_t"), ("pad_left", "int32_t"),
+                         ("depth_multiplier", "int32_t")],
+    "ep_pool_params_t": [("kernel_h", "int32_t"), ("kernel_w", "int32_t"), ("stride_h", "int32_t"),
+                         ("stride_w", "int32_t"), ("pad_top", "int32_t"), ("pad_left", "int32_t"),
+                         ("act_min", "int32_t"), ("act_max", "int32_t")],
+    "ep_add_params_t": [("a_zp", "int32_t"), ("b_zp", "int32_t"), ("output_zp", "int32_t"),
+                        ("left_shift", "int32_t"), ("a_multiplier", "int32_t"), ("a_shift", "int32_t"),
+                        ("b_multiplier", "int32_t"), ("b_shift", "int32_t"), ("output_multiplier", "int32_t"),
+                        ("output_shift", "int32_t"), ("act_min", "int32_t"), ("act_max", "int32_t")],
+    "ep_mul_params_t": [("a_zp", "int32_t"), ("b_zp", "int32_t"), ("output_zp", "int32_t"),
+                        ("multiplier", "int32_t"), ("shift", "int32_t"), ("act_min", "int32_t"),
+                        ("act_max", "int32_t")],
+    "ep_softmax_params_t": [("input_multiplier", "int32_t"), ("input_left_shift", "int32_t"),
+                            ("diff_min", "int32_t")],
+    "ep_sigmoid_params_t": [("input_zp", "int32_t"), ("input_multiplier", "int32_t"),
+                            ("input_left_shift", "int32_t"), ("input_radius", "int32_t")],
+    "ep_pad_params_t": [("before", "int32_t[4]"), ("value", "int32_t")],
+    "ep_concat_params_t": [("outer", "int32_t"), ("count", "int32_t"), ("inner_bytes", "const int32_t *")],
+}
+
+# Kernel function -> the source file that defines it (besides COMMON_SOURCES).
+KERNEL_SOURCES: dict[str, str] = {
+    "ep_conv2d_s8": "ep_conv2d_s8.c",
+    "ep_dwconv2d_s8": "ep_dwconv2d_s8.c",
+    "ep_fc_s8": "ep_fc_s8.c",
+    "ep_conv2d_s8_w4": "ep_conv2d_s8_w4.c",
+    "ep_dwconv2d_s8_w4": "ep_dwconv2d_s8_w4.c",
+    "ep_fc_s8_w4": "ep_fc_s8_w4.c",
+    "ep_conv2d_s16": "ep_conv2d_s16.c",
+    "ep_dwconv2d_s16": "ep_dwconv2d_s16.c",
+    "ep_fc_s16": "ep_fc_s16.c",
+    "ep_add_s8": "ep_add_s8.c",
+    "ep_mul_s8": "ep_mul_s8.c",
+    "ep_avgpool_s8": "ep_avgpool_s8.c",
+    "ep_maxpool_s8": "ep_maxpool_s8.c",
+    "ep_mean_s8": "ep_mean_s8.c",
+    "ep_softmax_s8": "ep_softmax_s8.c",
+    "ep_logistic_s8": "ep_logistic_s8.c",
+    "ep_tanh_s8": "ep_logistic_s8.c",
+    "ep_pad_s8": "ep_pad_s8.c",
+    "ep_concat": "ep_concat.c",
+}
+# Sources whose functions other kernels call (ep_mul_s8 uses ep_broadcast_ok from ep_add_s8.c).
+_DEPENDS: dict[str, tuple[str, ...]] = {"ep_mul_s8.c": ("ep_add_s8.c",)}
+
+# CPUs the generator knows, and whether they have the DSP extension (SMLAD, SXTB16).
+CPU_DSP: dict[str, bool] = {
+    "cortex-m0plus": False, "cortex-m3": False, "cortex-m4": True, "cortex-m7": True,
+    "cortex-m33": True, "cortex-m55": True, "host": False,
+}
+
+
+def all_sources() -> list[Path]:
+    """Every C source of the library (for building it whole, e.g. as a host shared library)."""
+    return sorted(KERNEL_DIR.glob("ep_*.c"))
+
+
+def sources_for(kernels: list[str] | set[str]) -> list[str]:
+    """File names (sources then headers) needed to link the given kernel functions."""
+    files = set(COMMON_SOURCES)
+    for k in kernels:
+        src = KERNEL_SOURCES[k]
+        files.add(src)
+        files.update(_DEPENDS.get(src, ()))
+    return sorted(files) + list(HEADERS)
+
+
+def _round4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, dsp: bool) -> int:
+    """Python twin of `<kernel>_scratch_bytes(filter_dims)` for a build with (dsp) or without DSP."""
+    if kernel == "ep_conv2d_s8" and dsp:
+        assert filter_dims is not None
+        _, kh, kw, cin = filter_dims
+        return 2 * 2 * _round4(kh * kw * cin)  # two int16 im2col columns
+    return 0

@@ -1,0 +1,72 @@
+/*
+ * ep_dwconv2d_s8: DEPTHWISE_CONV_2D, int8 activations, int8 weights, int32 bias
+ * (TFLM DepthwiseConvPerChannel).
+ *
+ * Layout: input [N, H, W, C], filter [1, KH, KW, C * M] (M = depth_multiplier),
+ * output [N, OH, OW, C * M]; output channel c * M + m convolves input channel c with filter m.
+ * acc = bias[o] + sum((x - input_zp) * w) over in-bounds taps;
+ * out = clamp(ep_requantize(acc, multiplier[o], shift[o]) + output_zp, act_min, act_max).
+ * Ranges: input_zp, output_zp in [-128, 127]; bias may be NULL; weight zero point must be 0.
+ * Scratch: none.
+ */
+#include "ep_kernels.h"
+
+int32_t ep_dwconv2d_s8_scratch_bytes(const ep_dims_t *filter_dims)
+{
+    (void)filter_dims;
+    return 0;
+}
+
+ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant,
+                           const ep_dims_t *in_dims, const int8_t *input,
+                           const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                           const ep_dims_t *out_dims, int8_t *output, void *scratch)
+{
+    const int32_t offset = -quant->input_zp;
+    const int32_t mult = conv->depth_multiplier;
+    const int32_t cin = in_dims->c, cout = out_dims->c, kh = filter_dims->h, kw = filter_dims->w;
+    int32_t b, oy, ox, c, m;
+    (void)scratch;
+    if (conv->stride_h < 1 || conv->stride_w < 1 || conv->dilation_h < 1 || conv->dilation_w < 1 || mult < 1 ||
+        quant->multiplier == NULL || quant->shift == NULL) {
+        return EP_ERR_BAD_ARG;
+    }
+    if (cin * mult != cout || filter_dims->c != cout || in_dims->n != out_dims->n) {
+        return EP_ERR_SHAPE;
+    }
+    for (b = 0; b < in_dims->n; ++b) {
+        for (oy = 0; oy < out_dims->h; ++oy) {
+            const int32_t y0 = oy * conv->stride_h - conv->pad_top;
+            for (ox = 0; ox < out_dims->w; ++ox) {
+                const int32_t x0 = ox * conv->stride_w - conv->pad_left;
+                int8_t *out = output + (((int64_t)b * out_dims->h + oy) * out_dims->w + ox) * cout;
+                for (c = 0; c < cin; ++c) {
+                    for (m = 0; m < mult; ++m) {
+                        const int32_t oc = c * mult + m;
+                        int32_t acc = 0, ky, kx;
+                        for (ky = 0; ky < kh; ++ky) {
+                            const int32_t iy = y0 + ky * conv->dilation_h;
+                            if (iy < 0 || iy >= in_dims->h) {
+                                continue;
+                            }
+                            for (kx = 0; kx < kw; ++kx) {
+                                const int32_t ix = x0 + kx * conv->dilation_w;
+                                if (ix < 0 || ix >= in_dims->w) {
+                                    continue;
+                                }
+                                acc += (input[(((int64_t)b * in_dims->h + iy) * in_dims->w + ix) * cin + c] + offset) *
+                                       filter[(ky * kw + kx) * cout + oc];
+                            }
+                        }
+                        if (bias != NULL) {
+                            acc += bias[oc];
+                        }
+                        acc = ep_requantize(acc, quant->multiplier[oc], quant->shift[oc]) + quant->output_zp;
+                        out[oc] = (int8_t)ep_clamp(acc, quant->act_min, quant->act_max);
+                    }
+                }
+            }
+        }
+    }
+    return EP_OK;
+}

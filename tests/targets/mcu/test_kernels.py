@@ -1,0 +1,277 @@
+"""Every C kernel, called through ctypes on random tensors and random quantization, must equal the
+golden interpreter bit for bit, in both builds: portable loops and the DSP fast paths (compiled on
+the host with EP_EMULATE_DSP, which emulates SMLAD/SXTB16 in C)."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+from test_kernels_support import (
+    act,
+    assert_matches_golden,
+    bias,
+    build_library,
+    have_gcc,
+    rand_quant,
+    random_inputs,
+    run_on_host,
+    single_op_graph,
+    struct_class,
+    weights,
+)
+
+from edgepack.ir.graph import QuantParams, Tensor
+from edgepack.ir.ops import Op
+from edgepack.targets.mcu import kernel_lib
+from edgepack.targets.mcu.lowering import pack_int4
+
+pytestmark = pytest.mark.skipif(not have_gcc(), reason="needs a host gcc to build the kernel library")
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["portable", "dsp-emulated"])
+def lib(request, tmp_path_factory):
+    """The kernel library as a host shared object, portable or with the emulated DSP paths."""
+    return build_library(tmp_path_factory.mktemp("eplib"), dsp=request.param), request.param
+
+
+def check(lib, graph, rng, batch_inputs=None):
+    inputs = batch_inputs or random_inputs(graph, rng)
+    outputs = run_on_host(lib[0], graph, inputs)
+    assert_matches_golden(graph, outputs, inputs)
+
+
+ACTS = ["NONE", "RELU", "RELU6"]
+
+
+def conv_graph(rng, *, cin, cout, hw, k, stride, dil, pads, act_name, dtype="int8", bits=8, bias_on=True):
+    h, w = hw
+    kh, kw = k
+    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    x = act("x", (1, h, w, cin), dtype, rng)
+    wt = weights("w", (cout, kh, kw, cin), 0, rng, bits)
+    b = bias("b", cout, rng, wide=dtype == "int16") if bias_on else None
+    y = act("y", (1, oh, ow, cout), dtype, rng)
+    return single_op_graph(Op.CONV_2D, [x, wt, b], y, {"strides": list(stride), "dilations": list(dil),
+                                                       "pads": list(pads), "activation": act_name})
+
+
+def dw_graph(rng, *, c, mult, hw, k, stride, dil, pads, act_name, dtype="int8", bits=8):
+    h, w = hw
+    kh, kw = k
+    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    x = act("x", (1, h, w, c), dtype, rng)
+    wt = weights("w", (1, kh, kw, c * mult), 3, rng, bits)
+    y = act("y", (1, oh, ow, c * mult), dtype, rng)
+    return single_op_graph(Op.DEPTHWISE_CONV_2D, [x, wt, bias("b", c * mult, rng, dtype == "int16")], y,
+                           {"strides": list(stride), "dilations": list(dil), "pads": list(pads),
+                            "depth_multiplier": mult, "activation": act_name})
+
+
+def fc_graph(rng, *, rows, depth, outs, act_name, dtype="int8", bits=8, bias_on=True):
+    x = act("x", (rows, depth), dtype, rng)
+    wt = weights("w", (outs, depth), 0, rng, bits)
+    b = bias("b", outs, rng, wide=dtype == "int16") if bias_on else None
+    return single_op_graph(Op.FULLY_CONNECTED, [x, wt, b], act("y", (rows, outs), dtype, rng), {"activation": act_name})
+
+
+CONV_CASES = [
+    dict(cin=1, cout=8, hw=(13, 6), k=(10, 4), stride=(2, 2), dil=(1, 1), pads=(4, 1, 5, 1)),  # KWS first layer
+    dict(cin=3, cout=5, hw=(7, 9), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),
+    dict(cin=6, cout=7, hw=(9, 8), k=(3, 2), stride=(2, 1), dil=(2, 1), pads=(0, 1, 2, 0)),
+    dict(cin=16, cout=9, hw=(5, 5), k=(1, 1), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0)),  # pointwise -> fc
+    dict(cin=13, cout=3, hw=(4, 3), k=(1, 1), stride=(2, 2), dil=(1, 1), pads=(0, 0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+@pytest.mark.parametrize("bits", [8, 4])
+def test_conv2d(lib, case, bits):
+    rng = np.random.default_rng(100 + case + bits)
+    for i, act_name in enumerate(ACTS):
+        check(lib, conv_graph(rng, **CONV_CASES[case], act_name=act_name, bits=bits, bias_on=i != 1), rng)
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv2d_s16(lib, case):
+    rng = np.random.default_rng(200 + case)
+    for act_name in ACTS:
+        check(lib, conv_graph(rng, **CONV_CASES[case], act_name=act_name, dtype="int16"), rng)
+
+
+DW_CASES = [
+    dict(c=8, mult=1, hw=(9, 5), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),  # KWS
+    dict(c=3, mult=2, hw=(6, 7), k=(3, 2), stride=(2, 1), dil=(1, 2), pads=(0, 1, 1, 1)),
+    dict(c=5, mult=3, hw=(4, 4), k=(2, 2), stride=(2, 2), dil=(1, 1), pads=(0, 0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(DW_CASES)))
+@pytest.mark.parametrize("variant", ["s8", "w4", "s16"])
+def test_dwconv2d(lib, case, variant):
+    rng = np.random.default_rng(300 + case)
+    for act_name in ACTS:
+        g = dw_graph(rng, **DW_CASES[case], act_name=act_name, dtype="int16" if variant == "s16" else "int8",
+                     bits=4 if variant == "w4" else 8)
+        check(lib, g, rng)
+
+
+FC_CASES = [dict(rows=1, depth=64, outs=12), dict(rows=1, depth=640, outs=128), dict(rows=3, depth=7, outs=5),
+            dict(rows=4, depth=33, outs=6), dict(rows=2, depth=128, outs=8), dict(rows=5, depth=3, outs=1)]
+
+
+@pytest.mark.parametrize("case", range(len(FC_CASES)))
+@pytest.mark.parametrize("variant", ["s8", "w4", "s16"])
+def test_fully_connected(lib, case, variant):
+    rng = np.random.default_rng(400 + case)
+    for i, act_name in enumerate(ACTS):
+        g = fc_graph(rng, **FC_CASES[case], act_name=act_name, dtype="int16" if variant == "s16" else "int8",
+                     bits=4 if variant == "w4" else 8, bias_on=i != 2)
+        check(lib, g, rng)
+
+
+BINARY_SHAPES = [((1, 4, 5, 6), (1, 4, 5, 6)), ((1, 4, 5, 6), (1, 1, 1, 6)), ((2, 3, 1, 4), (1, 1, 5, 1)),
+                 ((3, 7), (7,)), ((1, 1, 1, 1), (2, 3, 4, 5))]
+
+
+@pytest.mark.parametrize("op", [Op.ADD, Op.MUL])
+@pytest.mark.parametrize("shapes", range(len(BINARY_SHAPES)))
+def test_binary(lib, op, shapes):
+    rng = np.random.default_rng(500 + shapes)
+    sa, sb = BINARY_SHAPES[shapes]
+    out_shape = np.broadcast_shapes(sa, sb)
+    for act_name in ACTS:
+        g = single_op_graph(op, [act("a", sa, "int8", rng), act("b", sb, "int8", rng)],
+                            act("y", out_shape, "int8", rng), {"activation": act_name})
+        check(lib, g, rng)
+
+
+POOL_CASES = [dict(hw=(25, 5), k=(25, 5), s=(25, 5), pads=(0, 0, 0, 0)),  # KWS global average
+              dict(hw=(7, 8), k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
+              dict(hw=(6, 5), k=(2, 3), s=(1, 2), pads=(0, 1, 1, 0))]
+
+
+@pytest.mark.parametrize("op", [Op.AVERAGE_POOL_2D, Op.MAX_POOL_2D])
+@pytest.mark.parametrize("case", range(len(POOL_CASES)))
+def test_pool(lib, op, case):
+    rng = np.random.default_rng(600 + case)
+    c = POOL_CASES[case]
+    h, w = c["hw"]
+    oh = (h + c["pads"][0] + c["pads"][2] - c["k"][0]) // c["s"][0] + 1
+    ow = (w + c["pads"][1] + c["pads"][3] - c["k"][1]) // c["s"][1] + 1
+    for act_name in ACTS:
+        q = rand_quant(rng, "int8")
+        g = single_op_graph(op, [act("x", (2, h, w, 5), "int8", rng, q)], act("y", (2, oh, ow, 5), "int8", rng, q),
+                            {"kernel": list(c["k"]), "strides": list(c["s"]), "pads": list(c["pads"]),
+                             "activation": act_name})
+        check(lib, g, rng)
+
+
+@pytest.mark.parametrize("keepdims", [True, False])
+def test_mean(lib, keepdims):
+    rng = np.random.default_rng(700)
+    for _ in range(4):
+        out = (2, 1, 1, 6) if keepdims else (2, 6)
+        g = single_op_graph(Op.MEAN, [act("x", (2, 5, 3, 6), "int8", rng)], act("y", out, "int8", rng),
+                            {"axes": [1, 2], "keepdims": keepdims})
+        check(lib, g, rng)
+
+
+@pytest.mark.parametrize("depth", [1, 12, 100])
+def test_softmax(lib, depth):
+    rng = np.random.default_rng(800 + depth)
+    for beta in (1.0, 0.5, 2.0):
+        out_q = QuantParams(np.array([1 / 256]), np.array([-128]))
+        g = single_op_graph(Op.SOFTMAX, [act("x", (3, depth), "int8", rng)], act("y", (3, depth), "int8", rng, out_q),
+                            {"beta": beta})
+        check(lib, g, rng)
+
+
+@pytest.mark.parametrize("op", [Op.LOGISTIC, Op.TANH])
+def test_sigmoid_tanh(lib, op):
+    rng = np.random.default_rng(900)
+    out_q = QuantParams(np.array([1 / 256]), np.array([-128])) if op is Op.LOGISTIC else \
+        QuantParams(np.array([1 / 128]), np.array([0]))
+    for _ in range(4):
+        g = single_op_graph(op, [act("x", (4, 64), "int8", rng)], act("y", (4, 64), "int8", rng, out_q), {})
+        inputs = {"x": np.arange(-128, 128, dtype=np.int8).reshape(4, 64)}
+        check(lib, g, rng, inputs)
+
+
+def test_pad(lib):
+    rng = np.random.default_rng(1000)
+    for pads in ([[0, 0], [1, 2], [0, 3], [0, 0]], [[1, 0], [0, 0], [2, 1], [3, 1]]):
+        q = rand_quant(rng, "int8")
+        out = tuple(d + a + b for d, (a, b) in zip((2, 3, 4, 5), pads, strict=True))
+        g = single_op_graph(Op.PAD, [act("x", (2, 3, 4, 5), "int8", rng, q)], act("y", out, "int8", rng, q),
+                            {"pads": pads})
+        check(lib, g, rng)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3, -1])
+def test_concat(lib, axis):
+    rng = np.random.default_rng(1100)
+    q = rand_quant(rng, "int8")
+    shapes = [(2, 3, 4, 5), (2, 3, 4, 5), (2, 3, 4, 5)]
+    ax = axis % 4
+    shapes[1] = tuple(d + 2 if i == ax else d for i, d in enumerate(shapes[1]))
+    out = tuple(sum(s[i] for s in shapes) if i == ax else shapes[0][i] for i in range(4))
+    ins = [act(f"x{i}", s, "int8", rng, q) for i, s in enumerate(shapes)]
+    g = single_op_graph(Op.CONCATENATION, ins, act("y", out, "int8", rng, q), {"axis": axis, "activation": "NONE"})
+    check(lib, g, rng)
+
+
+def test_reshape_chain(lib):
+    """RESHAPE lowers to an alias; the FC after it reads the pooled tensor directly."""
+    from edgepack.ir.graph import Graph, Node
+    rng = np.random.default_rng(1200)
+    q = rand_quant(rng, "int8")
+    x, p = act("x", (1, 4, 4, 8), "int8", rng, q), act("p", (1, 1, 1, 8), "int8", rng, q)
+    r, w, y = act("r", (1, 8), "int8", rng, q), weights("w", (3, 8), 0, rng), act("y", (1, 3), "int8", rng)
+    nodes = [Node(Op.AVERAGE_POOL_2D, "pool", ["x"], ["p"], {"kernel": [4, 4], "strides": [4, 4],
+                                                              "pads": [0, 0, 0, 0], "activation": "NONE"}),
+             Node(Op.RESHAPE, "flat", ["p"], ["r"]),
+             Node(Op.FULLY_CONNECTED, "fc", ["r", "w", ""], ["y"], {"activation": "NONE"})]
+    g = Graph("chain", {t.name: t for t in (x, p, r, w, y)}, nodes, ["x"], ["y"])
+    check(lib, g, rng)
+
+
+def test_requantize_extremes(lib):
+    """Saturation corners of ep_requantize (INT32_MIN * INT32_MIN, wrapping left shifts) via a 1x1 FC."""
+    rng = np.random.default_rng(1300)
+    g = fc_graph(rng, rows=8, depth=4, outs=2, act_name="NONE")
+    g.tensors["w"].data[:] = np.array([[127, 127, 127, 127], [-128, -128, -128, -128]], np.int8)
+    g.tensors["y"].quant = QuantParams(np.array([1e-6]), np.array([0]))
+    check(lib, g, rng)
+
+
+def test_int4_packing_order():
+    """Element 2k goes in the low nibble, as TFLite packs int4."""
+    packed = pack_int4(np.array([1, -1, -8, 7, 3], np.int8))
+    assert packed.view(np.uint8).tolist() == [0xF1, 0x78, 0x03]
+
+
+@pytest.mark.parametrize("kernel", ["ep_conv2d_s8", "ep_conv2d_s8_w4", "ep_fc_s8", "ep_dwconv2d_s8", "ep_conv2d_s16"])
+def test_scratch_twin_matches_c(lib, kernel):
+    """The Python twin of *_scratch_bytes() equals the C function in both builds."""
+    dims_cls = struct_class("ep_dims_t")
+    fn = getattr(lib[0], f"{kernel}_scratch_bytes")
+    fn.restype, fn.argtypes = ctypes.c_int32, [ctypes.c_void_p]
+    for dims in [(8, 10, 4, 1), (64, 3, 3, 64), (5, 1, 1, 13), (3, 2, 2, 7)]:
+        d = dims_cls(*dims)
+        assert fn(ctypes.addressof(d)) == kernel_lib.scratch_bytes(kernel, dims, dsp=lib[1]), dims
+
+
+def test_unsupported_ops_listed_together():
+    """Every node the library cannot run is reported at once."""
+    from edgepack.errors import UnsupportedOpsError
+    from edgepack.targets.mcu.lowering import lower
+    rng = np.random.default_rng(1400)
+    g = single_op_graph(Op.TRANSPOSE, [act("x", (1, 2, 3, 4), "int8", rng)], act("y", (1, 3, 2, 4), "int8", rng),
+                        {"perm": [0, 2, 1, 3]})
+    with pytest.raises(UnsupportedOpsError, match="TRANSPOSE"):
+        lower(g)
+    _ = Tensor
