@@ -32,6 +32,10 @@ class UnsupportedOpsError(ModelError):
         )
 
 
+class QuantizationError(EdgepackError):
+    """The graph or the configuration cannot be quantized as asked."""
+
+
 class BundleError(EdgepackError):
     """A bundle file is corrupt, unsafe or inconsistent."""
 

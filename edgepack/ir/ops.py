@@ -24,6 +24,10 @@ Inputs and attributes per op (attributes are JSON values; `activation` is an `Ac
 - LOGISTIC, TANH     in [x]
 - QUANTIZE           in [x float or int]; output quantization from the output tensor
 - DEQUANTIZE         in [x int]; float32 output
+
+Quantized CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED nodes made by the quantizer also carry
+`requant: {"multiplier": [..], "shift": [..]}` (per output channel), the values the golden
+interpreter's Prepare derives, stored once so targets read them instead of recomputing.
 """
 
 from __future__ import annotations
