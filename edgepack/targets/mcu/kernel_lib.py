@@ -13,7 +13,7 @@ from pathlib import Path
 KERNEL_DIR = Path(__file__).with_name("kernels")
 
 # Headers every kernel build needs.
-HEADERS = ("ep_common.h", "ep_kernels.h", "ep_pool_s8_common.h")
+HEADERS = ("ep_common.h", "ep_kernels.h", "ep_gemm_s8.h", "ep_pool_s8_common.h")
 # Sources every kernel build links (fixed-point helpers are small and shared).
 COMMON_SOURCES = ("ep_fixedpoint.c",)
 
@@ -48,6 +48,7 @@ KERNEL_SOURCES: dict[str, str] = {
     "ep_conv2d_s8": "ep_conv2d_s8.c",
     "ep_dwconv2d_s8": "ep_dwconv2d_s8.c",
     "ep_fc_s8": "ep_fc_s8.c",
+    "ep_conv2d_1x1_s8": "ep_conv2d_1x1_s8.c",
     "ep_conv2d_s8_w4": "ep_conv2d_s8_w4.c",
     "ep_dwconv2d_s8_w4": "ep_dwconv2d_s8_w4.c",
     "ep_fc_s8_w4": "ep_fc_s8_w4.c",
@@ -96,8 +97,8 @@ def _round4(n: int) -> int:
 
 def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, dsp: bool) -> int:
     """Python twin of `<kernel>_scratch_bytes(filter_dims)` for a build with (dsp) or without DSP."""
-    if kernel == "ep_conv2d_s8" and dsp:
+    if kernel in ("ep_conv2d_s8", "ep_conv2d_1x1_s8") and dsp:
         assert filter_dims is not None
         _, kh, kw, cin = filter_dims
-        return 2 * 2 * _round4(kh * kw * cin)  # two int16 im2col columns
+        return 2 * 4 * _round4(kh * kw * cin)  # one int16 panel of 4 rows (kernels/ep_gemm_s8.h)
     return 0

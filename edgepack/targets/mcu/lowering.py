@@ -7,7 +7,8 @@ step (`edgepack.ir.reference.prepare_all`): multipliers, shifts, zero points and
 read, never recomputed. The only transformations made here are exact ones:
 
 - weights are packed two per byte for int4 (low nibble first, TFLite order);
-- fully connected layers and 1x1 stride-1 unpadded convolutions (run as fully connected) get the
+- fully connected layers and 1x1 stride-1 unpadded convolutions (run as matrix products by
+  ep_conv2d_1x1_s8, or ep_fc_s8_w4 for int4 weights) get the
   input offset folded into the bias: bias_eff[o] = bias[o] - input_zp * sum(w[o]), exact in int32;
 - RESHAPE becomes an alias (no call) that the memory planner resolves.
 
@@ -244,7 +245,8 @@ class _Lowerer:
                      and x.shape[1:3] == ctx.out.shape[1:3])
         if pointwise and not ctx.data["wide"]:
             rows = x.size // x.shape[3]
-            return self._fc(index, ctx, p, rows, x.shape[3], w.shape[0], four)
+            kernel = "ep_fc_s8_w4" if four else "ep_conv2d_1x1_s8"
+            return self._fc(index, ctx, p, rows, x.shape[3], w.shape[0], four, kernel)
         suffix = "_s16" if ctx.data["wide"] else ("_s8_w4" if four else "_s8")
         kernel = "ep_conv2d" + suffix
         return self._conv_like(index, ctx, p, kernel, four, 1)
@@ -279,12 +281,13 @@ class _Lowerer:
         depth = w.shape[1]
         return self._fc(index, ctx, p, x.size // depth, depth, w.shape[0], four)
 
-    def _fc(self, index: int, ctx: NodeContext, p: str, rows: int, depth: int, outs: int, four: bool) -> Call:
+    def _fc(self, index: int, ctx: NodeContext, p: str, rows: int, depth: int, outs: int, four: bool,
+            kernel: str | None = None) -> Call:
         w = ctx.ins[1]
         assert w is not None
         w2d = np.asarray(w.data).reshape(outs, depth)
         wide = ctx.data["wide"]
-        kernel = "ep_fc_s16" if wide else ("ep_fc_s8_w4" if four else "ep_fc_s8")
+        kernel = kernel or ("ep_fc_s16" if wide else ("ep_fc_s8_w4" if four else "ep_fc_s8"))
         quant, _ = self._quant(p, ctx, ctx.data["multiplier"], ctx.data["shift"], ctx.data["in_zp"])
         bias = self._bias(p, ctx, outs, True) if wide else self._folded_bias(p, ctx, w2d)
         fdims = matrix_dims(outs, depth)

@@ -254,7 +254,8 @@ def test_int4_packing_order():
     assert packed.view(np.uint8).tolist() == [0xF1, 0x78, 0x03]
 
 
-@pytest.mark.parametrize("kernel", ["ep_conv2d_s8", "ep_conv2d_s8_w4", "ep_fc_s8", "ep_dwconv2d_s8", "ep_conv2d_s16"])
+@pytest.mark.parametrize("kernel", ["ep_conv2d_s8", "ep_conv2d_s8_w4", "ep_fc_s8", "ep_conv2d_1x1_s8", "ep_dwconv2d_s8",
+                                    "ep_conv2d_s16"])
 def test_scratch_twin_matches_c(lib, kernel):
     """The Python twin of *_scratch_bytes() equals the C function in both builds."""
     dims_cls = struct_class("ep_dims_t")

@@ -91,4 +91,5 @@ def test_mlperf_arenas_beat_tflm(model, key, cpu):
 @needs_models
 def test_kws_plan_is_optimal_two_activations():
     p = plan(load("kws_ref_model.tflite"))
-    assert p.arena_bytes == p.lower_bound == 2 * 25 * 5 * 64
+    # two 25x5x64 activations plus the pointwise kernel's int16 panel (4 rows x 64 x 2 B, DSP build)
+    assert p.arena_bytes == p.lower_bound == 2 * 25 * 5 * 64 + 8 * 64

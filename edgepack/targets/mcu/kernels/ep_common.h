@@ -209,6 +209,51 @@ EP_INLINE int32_t ep_requantize(int32_t acc, int32_t multiplier, int32_t shift)
     return ep_rounding_divide_by_pot(ep_srdhm(shifted, multiplier), right);
 }
 
+/* ep_requantize with the shift's constants derived once per output channel (ep_requant_prepare)
+ * and one 64-bit multiply-accumulate per value: the same result as ep_requantize for every acc when
+ * multiplier is 0 or in [2^30, 2^31) (the documented ep_quant_t range), in about a third of the
+ * instructions. Derivation, with s = acc << left (wrapped) and x = s * multiplier:
+ *   SRDHM(s, m) = trunc((x + nudge) / 2^31) with nudge = +-2^30 equals floor((x + 2^30) / 2^31)
+ *     (for x < 0, trunc((x + 1 - 2^30) / 2^31) = ceil(..) = floor((x + 2^30) / 2^31));
+ *     the INT32_MIN * INT32_MIN saturation cannot occur because m != INT32_MIN.
+ *   RDBP(y, e) for e >= 1 (half away from zero) = floor((y + 2^(e-1) - [y < 0]) / 2^e), and adding
+ *     an integer inside the floor of y = floor(P / 2^31) gives
+ *     floor((x + 2^30 + 2^(30+e) - [y < 0] 2^31) / 2^(31+e)): the high word shifted by e - 1.
+ *   [y < 0] may be replaced by [s < 0]: they differ only for x = -2^30 (s = -1, m = 2^30) or
+ *     m = 0 with s < 0, where both forms give 0. */
+typedef struct {
+    int32_t multiplier;
+    int32_t left;          /* max(shift, 0) */
+    int32_t right;         /* max(-shift, 0) */
+    int64_t round_pos;     /* 2^30 + (right > 0 ? 2^(30 + right) : 0), added when s >= 0 */
+    int64_t round_neg;     /* round_pos - (right > 0 ? 2^31 : 0), added when s < 0 */
+} ep_requant_t;
+
+EP_INLINE ep_requant_t ep_requant_prepare(int32_t multiplier, int32_t shift)
+{
+    ep_requant_t r;
+    r.multiplier = multiplier;
+    r.left = shift > 0 ? shift : 0;
+    r.right = shift > 0 ? 0 : -shift;
+    r.round_pos = ((int64_t)1 << 30) + (r.right > 0 ? ((int64_t)1 << (30 + r.right)) : 0);
+    r.round_neg = r.round_pos - (r.right > 0 ? ((int64_t)1 << 31) : 0);
+    return r;
+}
+
+EP_INLINE int32_t ep_requant_apply(int32_t acc, const ep_requant_t *r)
+{
+    const int32_t s = (int32_t)((uint32_t)acc << r->left);
+    const int64_t p = (s < 0 ? r->round_neg : r->round_pos) + (int64_t)s * r->multiplier;
+    return r->right == 0 ? (int32_t)(p >> 31) : (int32_t)(p >> 32) >> (r->right - 1);
+}
+
+/* Whole-word access to int16 pairs written through another type (the int16 panels of ep_gemm_s8.h). */
+#if defined(__GNUC__) || defined(__clang__)
+typedef int32_t ep_word_alias_t __attribute__((may_alias));
+#else
+typedef int32_t ep_word_alias_t;
+#endif
+
 /* tflite::MultiplyByQuantizedMultiplier(int64, ...): the 16x8 path (fixedpoint.requantize_int64). */
 EP_INLINE int64_t ep_requantize_int64(int64_t acc, int32_t multiplier, int32_t shift)
 {

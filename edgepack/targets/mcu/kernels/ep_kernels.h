@@ -35,6 +35,12 @@ ep_status_t ep_fc_s8(const ep_quant_t *quant, const ep_dims_t *in_dims, const in
                      const ep_dims_t *out_dims, int8_t *output, void *scratch);
 int32_t ep_fc_s8_scratch_bytes(const ep_dims_t *filter_dims);
 
+/* 1x1, stride 1, unpadded CONV_2D as a matrix product (arguments as ep_fc_s8) */
+ep_status_t ep_conv2d_1x1_s8(const ep_quant_t *quant, const ep_dims_t *in_dims, const int8_t *input,
+                             const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                             const ep_dims_t *out_dims, int8_t *output, void *scratch);
+int32_t ep_conv2d_1x1_s8_scratch_bytes(const ep_dims_t *filter_dims);
+
 /* int8 activations, packed int4 weights */
 ep_status_t ep_conv2d_s8_w4(const ep_conv_params_t *conv, const ep_quant_t *quant,
                             const ep_dims_t *in_dims, const int8_t *input,
