@@ -95,10 +95,21 @@ def _round4(n: int) -> int:
     return (n + 3) & ~3
 
 
-def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, dsp: bool) -> int:
-    """Python twin of `<kernel>_scratch_bytes(filter_dims)` for a build with (dsp) or without DSP."""
+def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, dsp: bool,
+                  out_dims: tuple[int, int, int, int] | None = None, conv: dict[str, int] | None = None) -> int:
+    """Python twin of `<kernel>_scratch_bytes(...)` for a build with (dsp) or without DSP.
+
+    Most kernels size scratch from `filter_dims` alone; ep_dwconv2d_s8 also needs the output dims
+    and the conv params (an ep_conv_params_t as a dict). Usage: `scratch_bytes("ep_fc_s8", (12, 1, 1, 64), True)`.
+    """
     if kernel in ("ep_conv2d_s8", "ep_conv2d_1x1_s8") and dsp:
         assert filter_dims is not None
         _, kh, kw, cin = filter_dims
         return 2 * 4 * _round4(kh * kw * cin)  # one int16 panel of 4 rows (kernels/ep_gemm_s8.h)
+    if kernel == "ep_dwconv2d_s8" and dsp:
+        assert filter_dims is not None and out_dims is not None and conv is not None
+        plane = (filter_dims[1:3] == (3, 3) and conv["stride_h"] == conv["stride_w"] == 1
+                 and conv["dilation_h"] == conv["dilation_w"] == 1 and conv["depth_multiplier"] == 1)
+        # one int16 input plane, column-major: round_up(OH, 4) + 2 rows by OW + 2 columns
+        return 2 * (_round4(out_dims[1]) + 2) * (out_dims[2] + 2) if plane else 0
     return 0

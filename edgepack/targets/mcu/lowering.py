@@ -228,9 +228,10 @@ class _Lowerer:
         return _i32(p + "bias", folded)
 
     def _linear_call(self, index: int, ctx: NodeContext, p: str, kernel: str, args: list[Arg],
-                     filter_dims: list[int], x: str) -> Call:
-        return Call(index, ctx.node.name, ctx.node.op, kernel, args, [x], ctx.node.outputs[0],
-                    scratch_bytes(kernel, tuple(filter_dims), self.dsp))  # type: ignore[arg-type]
+                     filter_dims: list[int], x: str, conv: Struct | None = None) -> Call:
+        nbytes = scratch_bytes(kernel, tuple(filter_dims), self.dsp,  # type: ignore[arg-type]
+                               tuple(dims4(ctx.out.shape)), conv.values if conv else None)  # type: ignore[arg-type]
+        return Call(index, ctx.node.name, ctx.node.op, kernel, args, [x], ctx.node.outputs[0], nbytes)
 
     # ---- linear layers ----
 
@@ -272,7 +273,7 @@ class _Lowerer:
                            _dims_struct(p + "filter", fdims), self._weights(p, w, four),
                            self._bias(p, ctx, channels, ctx.data["wide"]),
                            _dims_struct(p + "out", dims4(ctx.out.shape)), Buffer(ctx.node.outputs[0]), Scratch()]
-        return self._linear_call(index, ctx, p, kernel, args, fdims, ctx.node.inputs[0])
+        return self._linear_call(index, ctx, p, kernel, args, fdims, ctx.node.inputs[0], conv)
 
     def FULLY_CONNECTED(self, index: int, ctx: NodeContext, p: str) -> Call:
         x, w = ctx.ins[0], ctx.ins[1]

@@ -138,7 +138,8 @@ def test_bad_frames_get_frame_statuses_and_the_firmware_resyncs(firmware) -> Non
         transport.write(too_long[:9])
         assert read_frame(transport) == Frame(Cmd.ECHO, 8, bytes([Status.BAD_LENGTH]))
         transport.write(encode_frame(Cmd.ECHO, 10, b"abc")[:-3])  # stalls: the firmware times the frame out
-        assert read_frame(transport) == Frame(Cmd.ECHO, 10, bytes([Status.TIMEOUT]))
+        # 100 ms of virtual time is ~1e8 polling instructions: seconds of host time on a loaded machine.
+        assert read_frame(transport, timeout=30.0) == Frame(Cmd.ECHO, 10, bytes([Status.TIMEOUT]))
         assert client.echo(bytes(range(256)) * 3) == bytes(range(256)) * 3
         assert client.reset().board == "qemu-mps2-an386"
 

@@ -104,6 +104,12 @@ def test_conv2d_s16(lib, case):
 
 DW_CASES = [
     dict(c=8, mult=1, hw=(9, 5), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),  # KWS
+    # 3x3 stride-1 plane path (DSP): output heights 1..6 around the groups of four, asymmetric and no padding
+    dict(c=3, mult=1, hw=(1, 1), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),
+    dict(c=5, mult=1, hw=(4, 3), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0)),
+    dict(c=7, mult=1, hw=(6, 2), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(2, 0, 0, 1)),
+    dict(c=4, mult=1, hw=(7, 6), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(0, 2, 1, 1)),
+    dict(c=2, mult=1, hw=(8, 3), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),
     dict(c=3, mult=2, hw=(6, 7), k=(3, 2), stride=(2, 1), dil=(1, 2), pads=(0, 1, 1, 1)),
     dict(c=5, mult=3, hw=(4, 4), k=(2, 2), stride=(2, 2), dil=(1, 1), pads=(0, 0, 0, 0)),
 ]
@@ -254,8 +260,7 @@ def test_int4_packing_order():
     assert packed.view(np.uint8).tolist() == [0xF1, 0x78, 0x03]
 
 
-@pytest.mark.parametrize("kernel", ["ep_conv2d_s8", "ep_conv2d_s8_w4", "ep_fc_s8", "ep_conv2d_1x1_s8", "ep_dwconv2d_s8",
-                                    "ep_conv2d_s16"])
+@pytest.mark.parametrize("kernel", ["ep_conv2d_s8", "ep_conv2d_s8_w4", "ep_fc_s8", "ep_conv2d_1x1_s8", "ep_conv2d_s16"])
 def test_scratch_twin_matches_c(lib, kernel):
     """The Python twin of *_scratch_bytes() equals the C function in both builds."""
     dims_cls = struct_class("ep_dims_t")
@@ -264,6 +269,22 @@ def test_scratch_twin_matches_c(lib, kernel):
     for dims in [(8, 10, 4, 1), (64, 3, 3, 64), (5, 1, 1, 13), (3, 2, 2, 7)]:
         d = dims_cls(*dims)
         assert fn(ctypes.addressof(d)) == kernel_lib.scratch_bytes(kernel, dims, dsp=lib[1]), dims
+
+
+def test_dwconv_scratch_twin_matches_c(lib):
+    """ep_dwconv2d_s8_scratch_bytes(conv, filter_dims, out_dims) and its Python twin agree."""
+    dims_cls, conv_cls = struct_class("ep_dims_t"), struct_class("ep_conv_params_t")
+    fn = lib[0].ep_dwconv2d_s8_scratch_bytes
+    fn.restype, fn.argtypes = ctypes.c_int32, [ctypes.c_void_p] * 3
+    names = [f for f, _ in kernel_lib.STRUCTS["ep_conv_params_t"]]
+    for fdims, odims, conv in [((1, 3, 3, 64), (1, 25, 5, 64), (1, 1, 1, 1, 1, 1, 1)),
+                               ((1, 3, 3, 8), (1, 1, 1, 8), (1, 1, 1, 1, 0, 0, 1)),
+                               ((1, 3, 3, 8), (1, 9, 4, 8), (2, 1, 1, 1, 1, 1, 1)),
+                               ((1, 3, 2, 6), (1, 4, 4, 6), (1, 1, 1, 1, 0, 0, 1)),
+                               ((1, 3, 3, 6), (1, 4, 4, 6), (1, 1, 1, 1, 0, 0, 2))]:
+        f, o, c = dims_cls(*fdims), dims_cls(*odims), conv_cls(*conv)
+        want = kernel_lib.scratch_bytes("ep_dwconv2d_s8", fdims, lib[1], odims, dict(zip(names, conv, strict=True)))
+        assert fn(ctypes.addressof(c), ctypes.addressof(f), ctypes.addressof(o)) == want, (fdims, odims, conv)
 
 
 def test_unsupported_ops_listed_together():
@@ -276,3 +297,64 @@ def test_unsupported_ops_listed_together():
     with pytest.raises(UnsupportedOpsError, match="TRANSPOSE"):
         lower(g)
     _ = Tensor
+
+
+REQUANT_CHECK_C = r"""
+#include <stdio.h>
+#include "ep_common.h"
+int main(void)
+{
+    static const int32_t accs[] = {0, 1, -1, 2, -2, 3, 1000, -1000, 65535, -65536, 1 << 20, -(1 << 20), 123456789,
+                                   -123456789, INT32_MAX, INT32_MIN, INT32_MAX - 1, INT32_MIN + 1, 1 << 30, -(1 << 30)};
+    static const int32_t mults[] = {0, 1 << 30, (1 << 30) + 1, 1518500250, 2147483647, 1234567890};
+    static const int32_t zps[] = {-128, -1, 0, 5, 127};
+    uint32_t state = 12345u;
+    int32_t shift, mi, zi, ai, bad = 0;
+    for (shift = -31; shift <= -1; ++shift) {
+        for (mi = 0; mi < 6; ++mi) {
+            const int32_t m = mults[mi];
+            const ep_requant_neg_t n = ep_requant_neg_prepare(m, shift);
+            for (ai = 0; ai < 20 + 2000; ++ai) {
+                int32_t acc;
+                if (ai < 20) {
+                    acc = accs[ai];
+                } else {
+                    state = state * 1664525u + 1013904223u;
+                    acc = (int32_t)state >> (ai % 24);
+                }
+                if (ep_requant_neg_apply(acc, n.multiplier, n.half, n.right_m1) != ep_requantize(acc, m, shift)) {
+                    printf("neg %d %d %d\n", acc, m, shift);
+                    ++bad;
+                }
+                for (zi = 0; zi < 5; ++zi) {
+                    if (ep_requant_zp_ok(m, shift)) {
+                        const ep_requant_zp_t z = ep_requant_zp_prepare(m, shift, zps[zi]);
+                        if (ep_requant_zp_apply(acc, z.multiplier, z.hi_base, z.right_m1) !=
+                            ep_requantize(acc, m, shift) + zps[zi]) {
+                            printf("zp %d %d %d %d\n", acc, m, shift, zps[zi]);
+                            ++bad;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    printf("bad %d\n", bad);
+    return bad != 0;
+}
+"""
+
+
+@pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp-emulated"])
+def test_fast_requantize_forms_equal_ep_requantize(tmp_path, dsp):
+    """ep_requant_neg_apply and ep_requant_zp_apply (+ zp folded in) equal ep_requantize at the int32
+    corners and on random accumulators, for every negative shift and multipliers at the range ends."""
+    import subprocess
+
+    src = tmp_path / "requant_check.c"
+    src.write_text(REQUANT_CHECK_C)
+    exe = tmp_path / "requant_check"
+    subprocess.run(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{kernel_lib.KERNEL_DIR}",
+                    *(["-DEP_EMULATE_DSP"] if dsp else []), str(src), "-o", str(exe)], check=True)
+    res = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:]

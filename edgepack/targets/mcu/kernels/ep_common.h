@@ -247,6 +247,70 @@ EP_INLINE int32_t ep_requant_apply(int32_t acc, const ep_requant_t *r)
     return r->right == 0 ? (int32_t)(p >> 31) : (int32_t)(p >> 32) >> (r->right - 1);
 }
 
+/* ep_requantize for shift <= -1 (right = -shift >= 1, hence no left shift) in six instructions on
+ * Cortex-M4 (ADD, LSL, ORR, ASR, SMLAL, ASR); the same result as ep_requant_apply for every acc.
+ * ep_requant_apply adds round_pos = 2^30 + 2^(30+e) or round_neg = round_pos - 2^31 (e = right),
+ * i.e. 2^30 + 2^31 K with K = 2^(e-1) - [acc < 0] >= 0, whose 64-bit halves are
+ * lo = (K & 1) << 31 | 2^30 and hi = K >> 1, so one SMLAL forms p and the result is
+ * high_word(p) >> (e - 1). half = 2^(right - 1), right_m1 = right - 1 (ep_requant_neg_prepare). */
+typedef struct {
+    int32_t multiplier;
+    int32_t half;     /* 2^(right - 1) */
+    int32_t right_m1; /* right - 1, in [0, 30] */
+} ep_requant_neg_t;
+
+EP_INLINE ep_requant_neg_t ep_requant_neg_prepare(int32_t multiplier, int32_t shift)
+{
+    ep_requant_neg_t r;
+    r.multiplier = multiplier;
+    r.right_m1 = -shift - 1;
+    r.half = (int32_t)1 << r.right_m1;
+    return r;
+}
+
+EP_INLINE int32_t ep_requant_neg_apply(int32_t acc, int32_t multiplier, int32_t half, int32_t right_m1)
+{
+    const int32_t k = half + (acc >> 31);
+    const uint32_t lo = ((uint32_t)k << 31) | 0x40000000u;
+    const uint64_t round = ((uint64_t)(uint32_t)(k >> 1) << 32) | lo;
+    const int64_t p = (int64_t)(round + (uint64_t)((int64_t)acc * multiplier));
+    return (int32_t)(p >> 32) >> right_m1;
+}
+
+/* ep_requantize(acc, multiplier, shift) + zp for shift in [-23, -2], in five instructions (AND,
+ * ORR, ADD, SMLAL, ASR): ep_requant_neg_apply with 2^(right-1) even, so K >> 1 = 2^(right-2) +
+ * (acc >> 31) and K & 1 = [acc < 0], and with zp * 2^(right-1) added to the high word before the
+ * final shift, which adds exactly zp after it. No wrap: the high word stays below
+ * 2^30 + 2^(right-2) + 2^(right+6) < 2^31 in magnitude for right <= 23. */
+typedef struct {
+    int32_t multiplier;
+    int32_t hi_base;  /* 2^(right - 2) + zp * 2^(right - 1) */
+    int32_t right_m1; /* right - 1, in [1, 22] */
+} ep_requant_zp_t;
+
+EP_INLINE int ep_requant_zp_ok(int32_t multiplier, int32_t shift)
+{
+    return shift >= -23 && shift <= -2 && multiplier >= 0;
+}
+
+EP_INLINE ep_requant_zp_t ep_requant_zp_prepare(int32_t multiplier, int32_t shift, int32_t zp)
+{
+    ep_requant_zp_t r;
+    r.multiplier = multiplier;
+    r.right_m1 = -shift - 1;
+    r.hi_base = ((int32_t)1 << (r.right_m1 - 1)) + (int32_t)((uint32_t)zp << r.right_m1);
+    return r;
+}
+
+EP_INLINE int32_t ep_requant_zp_apply(int32_t acc, int32_t multiplier, int32_t hi_base, int32_t right_m1)
+{
+    const uint32_t lo = ((uint32_t)acc & 0x80000000u) | 0x40000000u;
+    const int32_t hi = hi_base + (acc >> 31);
+    const uint64_t round = ((uint64_t)(uint32_t)hi << 32) | lo;
+    const int64_t p = (int64_t)(round + (uint64_t)((int64_t)acc * multiplier));
+    return (int32_t)(p >> 32) >> right_m1;
+}
+
 /* Whole-word access to int16 pairs written through another type (the int16 panels of ep_gemm_s8.h). */
 #if defined(__GNUC__) || defined(__clang__)
 typedef int32_t ep_word_alias_t __attribute__((may_alias));
@@ -326,6 +390,13 @@ EP_INLINE int32_t ep_emulated_sxtb16(uint32_t x)
 #define EP_DSP 0
 #endif
 
+/* Saturate to int8: one SSAT on Cortex-M3 and up. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SAT) && !defined(EP_NO_DSP)
+#define EP_SSAT8(x) __ssat((x), 8)
+#else
+#define EP_SSAT8(x) ep_clamp((x), -128, 127)
+#endif
+
 /* Unaligned little-endian 32-bit loads (one LDR on Cortex-M3 and up). */
 EP_INLINE int32_t ep_read_s8x4(const int8_t *p)
 {
@@ -346,6 +417,32 @@ EP_INLINE int32_t ep_pack_s16x2(int32_t a, int32_t b)
 {
     return (int32_t)(((uint32_t)b << 16) | ((uint32_t)a & 0xFFFFu));
 }
+
+/* Two consecutive words p[k], p[k + 1] (p 4-byte aligned, k a constant in [0, 254]) in one LDRD.
+ * GCC 12 splits 64-bit loads into two LDRs inside SMLAD loops, so the ARM build says LDRD directly;
+ * the "m" operand tells the compiler which memory the instruction reads. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef struct {
+    int32_t w[2];
+} __attribute__((may_alias)) ep_word_pair_t;
+#else
+typedef struct {
+    int32_t w[2];
+} ep_word_pair_t;
+#endif
+
+#if defined(__ARM_FEATURE_DSP) && !defined(EP_NO_DSP) && defined(__GNUC__)
+#define EP_LOAD_PAIR(p, k, lo, hi)                                                                 \
+    __asm__("ldrd %0, %1, [%2, #%c3]"                                                              \
+            : "=r"(lo), "=r"(hi)                                                                   \
+            : "r"(p), "n"(4 * (k)), "m"(*(const ep_word_pair_t *)(const void *)((p) + (k))))
+#else
+#define EP_LOAD_PAIR(p, k, lo, hi) \
+    do {                           \
+        (lo) = (p)[k];             \
+        (hi) = (p)[(k) + 1];       \
+    } while (0)
+#endif
 
 #ifdef __cplusplus
 }

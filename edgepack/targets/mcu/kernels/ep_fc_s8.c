@@ -22,7 +22,12 @@ int32_t ep_fc_s8_scratch_bytes(const ep_dims_t *filter_dims)
 
 static int8_t finish(int32_t acc, const ep_quant_t *quant, int32_t o)
 {
-    acc = ep_requantize(acc, quant->multiplier[o], quant->shift[o]) + quant->output_zp;
+    const int32_t m = quant->multiplier[o], shift = quant->shift[o];
+    if (quant->act_min <= -128 && quant->act_max >= 127 && ep_requant_zp_ok(m, shift)) {
+        const ep_requant_zp_t rq = ep_requant_zp_prepare(m, shift, quant->output_zp);
+        return (int8_t)EP_SSAT8(ep_requant_zp_apply(acc, rq.multiplier, rq.hi_base, rq.right_m1));
+    }
+    acc = ep_requantize(acc, m, shift) + quant->output_zp;
     return (int8_t)ep_clamp(acc, quant->act_min, quant->act_max);
 }
 

@@ -51,28 +51,44 @@ EP_INLINE void ep_panel_zero(int16_t *panel, int32_t row, int32_t depth)
     }
 }
 
+/* 16 MACs: one weight word against one depth group of the four rows (x: the group's 8 words). */
+#define EP_PANEL_STEP(x, wv)                   \
+    do {                                       \
+        const int32_t we_ = EP_SXTB16(wv), wo_ = EP_SXTB16_ROR8(wv); \
+        int32_t p0_, p1_;                      \
+        EP_LOAD_PAIR(x, 0, p0_, p1_);          \
+        a0 = EP_SMLAD(we_, p0_, a0);           \
+        a0 = EP_SMLAD(wo_, p1_, a0);           \
+        EP_LOAD_PAIR(x, 2, p0_, p1_);          \
+        a1 = EP_SMLAD(we_, p0_, a1);           \
+        a1 = EP_SMLAD(wo_, p1_, a1);           \
+        EP_LOAD_PAIR(x, 4, p0_, p1_);          \
+        a2 = EP_SMLAD(we_, p0_, a2);           \
+        a2 = EP_SMLAD(wo_, p1_, a2);           \
+        EP_LOAD_PAIR(x, 6, p0_, p1_);          \
+        a3 = EP_SMLAD(we_, p0_, a3);           \
+        a3 = EP_SMLAD(wo_, p1_, a3);           \
+    } while (0)
+
 /* acc[r] += sum_k panel_r[k] * w[k], r = 0..3, for one output channel's int8 weight row.
- * The panel is read as whole words (4-byte aligned) so pairs of them load with one LDRD. */
+ * The panel is read as word pairs (4-byte aligned, one LDRD each), two depth groups per iteration. */
 EP_INLINE void ep_panel_dot(const int16_t *panel, const int8_t *w, int32_t depth, int32_t *acc)
 {
     const ep_word_alias_t *x = (const ep_word_alias_t *)(const void *)panel;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int8_t *end = w + (depth & ~3);
+    const int8_t *end = w + (depth & ~7);
     uint32_t wv;
     int32_t i;
-    for (; w < end; w += 4, x += 8) {
+    for (; w < end; w += 8, x += 16) {
+        const int32_t w0 = ep_read_s8x4(w), w1 = ep_read_s8x4(w + 4);
+        EP_PANEL_STEP(x, w0);
+        EP_PANEL_STEP(x + 8, w1);
+    }
+    if (depth & 4) {
         wv = (uint32_t)ep_read_s8x4(w);
-        {
-            const int32_t we = EP_SXTB16(wv), wo = EP_SXTB16_ROR8(wv);
-            a0 = EP_SMLAD(we, x[0], a0);
-            a0 = EP_SMLAD(wo, x[1], a0);
-            a1 = EP_SMLAD(we, x[2], a1);
-            a1 = EP_SMLAD(wo, x[3], a1);
-            a2 = EP_SMLAD(we, x[4], a2);
-            a2 = EP_SMLAD(wo, x[5], a2);
-            a3 = EP_SMLAD(we, x[6], a3);
-            a3 = EP_SMLAD(wo, x[7], a3);
-        }
+        EP_PANEL_STEP(x, wv);
+        w += 4;
+        x += 8;
     }
     if (depth & 3) {
         /* the last 1-3 weights, zero-filled: the panel's padding is zero too */
@@ -80,14 +96,7 @@ EP_INLINE void ep_panel_dot(const int16_t *panel, const int8_t *w, int32_t depth
         for (i = 0; i < (depth & 3); ++i) {
             wv |= (uint32_t)(uint8_t)w[i] << (8 * i);
         }
-        a0 = EP_SMLAD(EP_SXTB16(wv), x[0], a0);
-        a0 = EP_SMLAD(EP_SXTB16_ROR8(wv), x[1], a0);
-        a1 = EP_SMLAD(EP_SXTB16(wv), x[2], a1);
-        a1 = EP_SMLAD(EP_SXTB16_ROR8(wv), x[3], a1);
-        a2 = EP_SMLAD(EP_SXTB16(wv), x[4], a2);
-        a2 = EP_SMLAD(EP_SXTB16_ROR8(wv), x[5], a2);
-        a3 = EP_SMLAD(EP_SXTB16(wv), x[6], a3);
-        a3 = EP_SMLAD(EP_SXTB16_ROR8(wv), x[7], a3);
+        EP_PANEL_STEP(x, wv);
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -102,25 +111,31 @@ EP_INLINE int8_t ep_panel_out(int32_t acc, const ep_requant_t *rq, int32_t zp, i
 }
 
 /* All output channels of one panel: out[r * out_stride + o] for r < rows (<= 4).
- * bias may be NULL. weights [outs, depth], natural order. */
+ * bias may be NULL. weights [outs, depth], natural order. Channels whose requantization fits
+ * ep_requant_zp_apply (and a clamp to the whole int8 range) take the five-instruction form. */
 EP_INLINE void ep_panel_gemm(const int16_t *panel, const int8_t *weights, const int32_t *bias, int32_t depth,
                              int32_t outs, const ep_quant_t *quant, int8_t *out, int32_t out_stride, int32_t rows)
 {
     const int32_t zp = quant->output_zp, lo = quant->act_min, hi = quant->act_max;
+    const int full_range = lo <= -128 && hi >= 127;
     int32_t o;
     for (o = 0; o < outs; ++o, ++out) {
-        const ep_requant_t rq = ep_requant_prepare(quant->multiplier[o], quant->shift[o]);
+        const int32_t m = quant->multiplier[o], shift = quant->shift[o];
         int32_t acc[EP_PANEL_ROWS];
         acc[0] = acc[1] = acc[2] = acc[3] = bias != NULL ? bias[o] : 0;
         ep_panel_dot(panel, weights + (int64_t)o * depth, depth, acc);
-        out[0] = ep_panel_out(acc[0], &rq, zp, lo, hi);
-        if (rows == EP_PANEL_ROWS) {
-            out[out_stride] = ep_panel_out(acc[1], &rq, zp, lo, hi);
-            out[2 * out_stride] = ep_panel_out(acc[2], &rq, zp, lo, hi);
-            out[3 * out_stride] = ep_panel_out(acc[3], &rq, zp, lo, hi);
+        if (rows == EP_PANEL_ROWS && full_range && ep_requant_zp_ok(m, shift)) {
+            const ep_requant_zp_t rq = ep_requant_zp_prepare(m, shift, zp);
+            out[0] = (int8_t)EP_SSAT8(ep_requant_zp_apply(acc[0], rq.multiplier, rq.hi_base, rq.right_m1));
+            out[out_stride] = (int8_t)EP_SSAT8(ep_requant_zp_apply(acc[1], rq.multiplier, rq.hi_base, rq.right_m1));
+            out[2 * out_stride] =
+                (int8_t)EP_SSAT8(ep_requant_zp_apply(acc[2], rq.multiplier, rq.hi_base, rq.right_m1));
+            out[3 * out_stride] =
+                (int8_t)EP_SSAT8(ep_requant_zp_apply(acc[3], rq.multiplier, rq.hi_base, rq.right_m1));
         } else {
+            const ep_requant_t rq = ep_requant_prepare(m, shift);
             int32_t r;
-            for (r = 1; r < rows; ++r) {
+            for (r = 0; r < rows; ++r) {
                 out[r * out_stride] = ep_panel_out(acc[r], &rq, zp, lo, hi);
             }
         }

@@ -28,7 +28,8 @@ ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant
                            const ep_dims_t *in_dims, const int8_t *input,
                            const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                            const ep_dims_t *out_dims, int8_t *output, void *scratch);
-int32_t ep_dwconv2d_s8_scratch_bytes(const ep_dims_t *filter_dims);
+int32_t ep_dwconv2d_s8_scratch_bytes(const ep_conv_params_t *conv, const ep_dims_t *filter_dims,
+                                     const ep_dims_t *out_dims);
 
 ep_status_t ep_fc_s8(const ep_quant_t *quant, const ep_dims_t *in_dims, const int8_t *input,
                      const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
