@@ -7,13 +7,17 @@ VENV        ?= .venv
 PYTHON      ?= python3
 PY          := $(VENV)/bin/python
 EDGEPACK    := $(VENV)/bin/edgepack
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
-DEMO_DIR    := build/digits_mlp
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
+                gcc-aarch64-linux-gnu qemu-user-static openssh-server cmake
+DEMO_DIR    := build/digits
+MLP_DIR     := build/digits_mlp
 
-.PHONY: help setup apt venv demo test lint clean
+.PHONY: help setup apt venv demo demo-mlp test lint clean
 
 help:
-	@echo "make demo   install what is needed, then train, package, verify and run the digits example"
+	@echo "make demo   install what is needed, then train a JAX CNN on digits, quantize it, run it on an emulated"
+	@echo "            Cortex-M4 over the serial link and on the host runtime (examples/digits)"
+	@echo "make demo-mlp  the smaller host-only example (examples/digits_mlp)"
 	@echo "make test   install what is needed, then run ruff and the test suite"
 	@echo "make clean  remove build outputs (keeps .venv)"
 
@@ -40,14 +44,17 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: setup
-	$(PY) examples/digits_mlp/train.py --out $(DEMO_DIR)
-	$(EDGEPACK) check $(DEMO_DIR)/digits_mlp.onnx
-	$(EDGEPACK) package $(DEMO_DIR)/digits_mlp.onnx --target host -o $(DEMO_DIR)/digits.edgepack \
-		--golden $(DEMO_DIR)/test.npz --golden-count 32
-	$(EDGEPACK) inspect $(DEMO_DIR)/digits.edgepack
-	$(EDGEPACK) verify $(DEMO_DIR)/digits.edgepack
-	$(EDGEPACK) run $(DEMO_DIR)/digits.edgepack --input $(DEMO_DIR)/test.npz -o $(DEMO_DIR)/pred.npz
-	$(PY) examples/digits_mlp/score.py $(DEMO_DIR)/pred.npz $(DEMO_DIR)/test.npz
+	$(PY) examples/digits/demo.py --out $(DEMO_DIR)
+
+demo-mlp: setup
+	$(PY) examples/digits_mlp/train.py --out $(MLP_DIR)
+	$(EDGEPACK) check $(MLP_DIR)/digits_mlp.onnx
+	$(EDGEPACK) package $(MLP_DIR)/digits_mlp.onnx --target host -o $(MLP_DIR)/digits.edgepack \
+		--golden $(MLP_DIR)/test.npz --golden-count 32
+	$(EDGEPACK) inspect $(MLP_DIR)/digits.edgepack
+	$(EDGEPACK) verify $(MLP_DIR)/digits.edgepack
+	$(EDGEPACK) run $(MLP_DIR)/digits.edgepack --input $(MLP_DIR)/test.npz -o $(MLP_DIR)/pred.npz
+	$(PY) examples/digits_mlp/score.py $(MLP_DIR)/pred.npz $(MLP_DIR)/test.npz
 
 lint: venv
 	$(VENV)/bin/ruff check .

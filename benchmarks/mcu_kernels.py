@@ -190,6 +190,12 @@ def bench_model(name: str, kernels: Path, work: Path) -> dict:
     if target["out"] != want:
         raise SystemExit(f"Error: {name}: output differs from the golden interpreter")
 
+    size = run(["arm-none-eabi-size", "-A", str(elf)], dest).stdout
+    sections = {p[0]: int(p[1]) for p in (line.split() for line in size.splitlines()) if len(p) >= 2
+                and p[1].isdigit()}
+    model_o = run(["arm-none-eabi-size", "-A", "model.o"], dest).stdout
+    rodata = sum(int(p[1]) for p in (line.split() for line in model_o.splitlines())
+                 if len(p) >= 2 and p[0].startswith(".rodata") and p[1].isdigit())
     cal_instr, cal_ticks = target["cal"]
     per_tick = cal_instr / cal_ticks
     rows = []
@@ -203,14 +209,26 @@ def bench_model(name: str, kernels: Path, work: Path) -> dict:
     return {"model": MODELS[name], "sha256": sha, "instructions_per_tick": round(per_tick, 4),
             "layers": rows, "total_instructions": total_instr, "total_macs": total_macs,
             "instructions_per_mac": round(total_instr / total_macs, 3),
+            "flash_bytes": sections.get(".text", 0) + sections.get(".data", 0),
+            "model_const_bytes": rodata, "arena_bytes": arena_bytes(dest),
             "outputs_match": "qemu == host (per-layer arena hashes) == golden interpreter",
             "reference": REFERENCE.get(name, {})}
+
+
+def arena_bytes(dest: Path) -> int:
+    """EDGEPACK_ARENA_BYTES of the generated model.h."""
+    for line in (dest / "model.h").read_text().splitlines():
+        if line.startswith("#define EDGEPACK_ARENA_BYTES"):
+            return int(line.split()[2].rstrip("u"))
+    return 0
 
 
 def print_table(result: dict) -> None:
     for name, rec in result["models"].items():
         print(f"\n{name}: {rec['model']}  ({rec['total_instructions']:,} instr (qemu -icount, {MACHINE}), "
               f"{rec['total_macs']:,} MACs, {rec['instructions_per_mac']:.3f} instr/MAC)")
+        print(f"  flash {rec['flash_bytes']:,} B (benchmark ELF .text + .data; model tables "
+              f"{rec['model_const_bytes']:,} B), arena {rec['arena_bytes']:,} B")
         print(f"  {'layer':<62} {'MACs':>10} {'instr':>11} {'instr/MAC':>10}")
         for r in rec["layers"]:
             ipm = f"{r['instructions_per_mac']:.3f}" if r["instructions_per_mac"] is not None else "-"

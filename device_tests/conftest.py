@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared test helpers (mcu_test_model)
 
+from edgepack.targets.linux.pi_emulator import EMULATED_BOARDS, emulator_missing  # noqa: E402
 from edgepack.targets.mcu.boards import BOARDS, get_board  # noqa: E402
 from edgepack.targets.mcu.build import toolchain_available  # noqa: E402
 from edgepack.targets.mcu.qemu import qemu_available  # noqa: E402
@@ -24,7 +25,8 @@ from edgepack.targets.mcu.qemu import qemu_available  # noqa: E402
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("edgepack boards")
-    group.addoption("--board", default=None, choices=sorted(BOARDS), help="run only the tests for this board")
+    group.addoption("--board", default=None, choices=sorted([*BOARDS, *EMULATED_BOARDS]),
+                    help="run only the tests for this board")
     group.addoption("--port", default=None, help="serial port of a real board, e.g. /dev/ttyACM0")
     group.addoption("--baud", default=115_200, type=int, help="baud rate of the real board's UART")
 
@@ -34,6 +36,8 @@ def missing_for(board_name: str, config: pytest.Config) -> str | None:
     selected = config.getoption("--board")
     if selected is not None and selected != board_name:
         return f"needs {board_name}; --board selects {selected}"
+    if board_name in EMULATED_BOARDS:  # an emulated Raspberry Pi (qemu-user), edgepack.targets.linux
+        return emulator_missing()
     board = get_board(board_name)
     if board.emulated:
         if not qemu_available():

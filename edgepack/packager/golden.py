@@ -19,14 +19,19 @@ def load_samples(path: str | os.PathLike[str], infos: list[TensorInfo]) -> dict[
     Each array is [N, *shape] (or [N, *shape[1:]] when the model's batch is 1). Real values for an
     integer input are quantized with its parameters.
     """
-    arrays = read_input_file(path, infos)
+    return coerce_samples(read_input_file(path, infos), infos, str(path))
+
+
+def coerce_samples(arrays: dict[str, np.ndarray], infos: list[TensorInfo], source: str = "golden inputs"
+                   ) -> dict[str, np.ndarray]:
+    """Stacks [N, *shape] for every input, in the inputs' dtypes (real values quantized for integer inputs)."""
     out = {}
     for t in infos:
         a = np.asarray(arrays[t.name])
         if a.shape[1:] != t.shape and t.shape[:1] == (1,) and a.shape[1:] == t.shape[1:]:
             a = a.reshape(len(a), *t.shape)
         if a.shape[1:] != t.shape:
-            raise InputError(f"{path}: array {t.name!r} has shape {list(a.shape)}; expected a stack "
+            raise InputError(f"{source}: array {t.name!r} has shape {list(a.shape)}; expected a stack "
                              f"[N, {', '.join(map(str, t.shape))}]")
         out[t.name] = t.coerce(a)[0]
     return out

@@ -8,7 +8,8 @@ that layer sensitivities add up (output noise powers of independent errors do):
    exceed `max_ram_bytes` are dropped (the largest live pair is the RAM proxy);
 2. the DP over layers and cost (bytes in units of `total / resolution`, rounded up so that a solution
    within a budget in units is within it in bytes) gives, for every budget, the least total delta;
-3. the budgets where that optimum improves are the predicted Pareto front; uniform w8a8 and uniform
+3. the budgets where that optimum improves are the predicted Pareto front, thinned to `max_points`
+   evenly spread points plus the predicted optimum at the weight budget; uniform w8a8 and uniform
    w4a8 are always added as points;
 4. the front is verified: each point is quantized and measured on the calibration data, and the
    point chosen under a weight budget is the best *measured* point within it, so a wrong additivity
@@ -191,7 +192,12 @@ def allocate(graph: Graph, calib: Mapping[str, np.ndarray], budget: Budget | Non
     calibration = calibration or calibrate(graph, calib, progress=progress)
     sens = sensitivity or measure_sensitivity(graph, calib, config, calibration=calibration, progress=progress)
     nodes = layers(graph)
-    front = _thin(solve_front(graph, sens, config, max_ram=budget.max_ram_bytes), max_points)
+    full = solve_front(graph, sens, config, max_ram=budget.max_ram_bytes)
+    front = _thin(full, max_points)
+    if budget.max_weight_bytes is not None:  # thinning must not drop the predicted optimum at the budget
+        within = [p for p in full if p.weight_bytes <= budget.max_weight_bytes]
+        if within and within[-1] not in front:
+            front.append(within[-1])
     for bits, label in ((W8A8, "uniform int8"), (W4A8, "uniform int4")):
         if bits in config.allowed:
             uniform = {n.name: bits for n in nodes}

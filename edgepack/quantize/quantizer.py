@@ -63,7 +63,7 @@ def quantize_weights(graph: Graph, node: Node, cal: Calibration, config: QuantCo
     and of the rounding chosen.
     """
     rnd = config.rounding(w_bits)
-    per_channel = node.op is not Op.FULLY_CONNECTED or config.per_channel_fc
+    per_channel = config.per_channel(node.op, w_bits)
     key = (node.name, w_bits, rnd, config.weight_clip_search, per_channel, config.gptq_damp)
     if key in cal.cache:
         return cal.cache[key]
@@ -207,13 +207,13 @@ class _Builder:
         s_in = np.float32(self.tensors[x].quant.scale[0])  # type: ignore[union-attr]
         qw, scales, info = quantize_weights(self.g, node, self.cal, self.cfg, w_bits)
         w_t = self.g.tensor(node.inputs[1])
-        per_channel = node.op is not Op.FULLY_CONNECTED or self.cfg.per_channel_fc
+        per_channel = self.cfg.per_channel(node.op, w_bits)
         w_name = w_t.name if w_t.name not in self.tensors else f"{w_t.name}/{node.name}"
         w_params = (QuantParams(scales, np.zeros(scales.size, np.int64), weight_axis(node.op), w_bits)
                     if per_channel else QuantParams(scales[:1], np.zeros(1, np.int64), None, w_bits))
         self.tensors[w_name] = Tensor(w_name, w_t.shape, "int8", w_params, qw)
         new_ins = [x, w_name]
-        bias = self.bias(node, qw, scales, s_in, a_bits)
+        bias = self.bias(node, qw, scales, s_in, a_bits, per_channel)
         if bias is not None:
             new_ins.append(bias)
         out = self.add_tensor(self.out_name(fout, ACT_DTYPE[a_bits]), fout, ACT_DTYPE[a_bits],
@@ -222,8 +222,13 @@ class _Builder:
         self.cur[fout] = out
         self.weights[node.name] = {**info, "a_bits": a_bits}
 
-    def bias(self, node: Node, qw: np.ndarray, scales: np.ndarray, s_in: np.float32, a_bits: int) -> str | None:
-        """Quantized (and, if configured, corrected) bias tensor name, or None when the layer has none."""
+    def bias(self, node: Node, qw: np.ndarray, scales: np.ndarray, s_in: np.float32, a_bits: int,
+             per_channel: bool = True) -> str | None:
+        """Quantized (and, if configured, corrected) bias tensor name, or None when the layer has none.
+
+        A per-tensor weight gets a per-tensor bias scale: LiteRT reads a bias's single `scale` and checks
+        it against s_in * s_w (kernel_util.cc GetQuantizedConvolutionMultipler).
+        """
         b_name = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
         channels = scales.size
         b = (self.g.tensor(b_name).data.astype(np.float64).reshape(-1) if b_name  # type: ignore[union-attr]
@@ -245,7 +250,8 @@ class _Builder:
         name = b_name or f"{node.name}/bias"
         if name in self.tensors:
             name = f"{name}/{node.name}"
-        params = QuantParams(b_scale, np.zeros(channels, np.int64), 0, BIAS_BITS[a_bits])
+        params = (QuantParams(b_scale, np.zeros(channels, np.int64), 0, BIAS_BITS[a_bits]) if per_channel
+                  else QuantParams(b_scale[:1], np.zeros(1, np.int64), None, BIAS_BITS[a_bits]))
         self.tensors[name] = Tensor(name, (channels,), BIAS_DTYPE[a_bits], params, qb)
         return name
 

@@ -76,6 +76,8 @@ class QuantConfig:
     - `weight_clip_search`: choose each channel's 4-bit scale by an MSE grid search instead of max |w|.
     - `bias_correction`: shift biases to cancel the mean output error of weight quantization.
     - `per_channel_fc`: per-channel FULLY_CONNECTED weights (per tensor when False, as older TFLite does).
+      4-bit FULLY_CONNECTED weights are always per tensor: TFLM and LiteRT refuse per-channel int4 FC
+      (`fully_connected_common.cc`: "only Int8/Int16 are supported for per channel quantization").
     - `gptq_damp`: GPTQ's Hessian dampening, as a fraction of the mean diagonal.
     """
 
@@ -95,6 +97,10 @@ class QuantConfig:
     def bits(self, node: Node) -> Bits:
         """The (w_bits, a_bits) pair of a layer with weights."""
         return tuple(self.layer_bits.get(node.name, (self.w_bits, self.a_bits)))  # type: ignore[return-value]
+
+    def per_channel(self, op: Op, w_bits: int) -> bool:
+        """Whether a layer's weights get one scale per output channel (see `per_channel_fc`)."""
+        return op is not Op.FULLY_CONNECTED or (self.per_channel_fc and w_bits == 8)
 
     def rounding(self, w_bits: int) -> str:
         """The weight rounding used at `w_bits`."""

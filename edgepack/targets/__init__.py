@@ -12,6 +12,17 @@ from edgepack.targets.base import Target
 
 BUILTIN = {
     "host": "edgepack.targets.host:HostTarget",
+    "cortex-m0plus": "edgepack.targets.mcu:cortex_m0plus",
+    "cortex-m3": "edgepack.targets.mcu:cortex_m3",
+    "cortex-m4": "edgepack.targets.mcu:cortex_m4",
+    "cortex-m7": "edgepack.targets.mcu:cortex_m7",
+    "cortex-m33": "edgepack.targets.mcu:cortex_m33",
+    "cortex-m55": "edgepack.targets.mcu:cortex_m55",
+    "rpi3-64": "edgepack.targets.linux:rpi3_64",
+    "rpi4": "edgepack.targets.linux:rpi4",
+    "rpi5": "edgepack.targets.linux:rpi5",
+    "aarch64": "edgepack.targets.linux:aarch64",
+    "x86-64": "edgepack.targets.linux:x86_64",
 }
 
 

@@ -48,6 +48,7 @@ class Artifacts:
     backends: dict[str, dict[str, Any]]  # backend name -> {"artifact": path}
     default_backend: str
     memory: dict[str, Any] | None = None
+    board: str | None = None  # the board the artifacts were built for (manifest `board`)
 
 
 @dataclass
@@ -61,11 +62,19 @@ class Board:
 
 
 class Target(Protocol):
-    """A compilation target family (host, cortex-m, linux, edgetpu, fpga)."""
+    """A compilation target family (host, cortex-m, linux, edgetpu, fpga).
+
+    Optional hooks, for backends whose artifacts cannot run in this process (firmware for a board, a
+    shared object for another CPU): `runs_on_host(backend) -> bool` (default True) and
+    `run_golden(backend, bundle_path, progress) -> (outputs or None, manifest fields)`, which the
+    pipeline calls instead of a host Session to verify such a backend on the golden pairs.
+    """
 
     name: str
     description: str
     boards: list[Board]
+    # The (weight bits, activation bits) pairs this target executes; the quantizer produces nothing else.
+    allowed_bits: frozenset[tuple[int, int]]
 
     def check(self, graph: Graph) -> CompatibilityReport:
         """Which nodes this target can execute."""

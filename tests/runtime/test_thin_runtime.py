@@ -23,8 +23,11 @@ MODELS = REPO.parent / "shared" / "models"
 # Never imported by the runtime (edgepack.ir.onnx covers onnx_context and onnx_ops by prefix).
 EXPORT_SIDE = ("edgepack.packager", "edgepack.quantize", "edgepack.targets", "edgepack.ir.tflite",
                "edgepack.ir.onnx", "edgepack.ir.loader", "edgepack.cli")
-HEAVY = ("tvm", "tensorflow", "onnx", "tflite", "jax", "torch", "keras")
-BACKEND_LIBS = {"onnxruntime": ("onnxruntime",), "litert": ("ai_edge_litert", "tflite_runtime")}
+HEAVY = ("tensorflow", "onnx", "tflite", "jax", "torch", "keras")
+# TVM's compiler side: never imported by the runtime, not even by the tvm backend (it loads compiled
+# modules with tvm.runtime only).
+TVM_COMPILER = ("tvm.relax", "tvm.compile", "tvm.tirx", "tvm.target", "tvm.support", "tvm.contrib", "tvm.ir")
+BACKEND_LIBS = {"onnxruntime": ("onnxruntime",), "litert": ("ai_edge_litert", "tflite_runtime"), "tvm": ("tvm",)}
 
 _RUN_BUNDLE = """
 import json, sys
@@ -65,7 +68,7 @@ def onnx_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_reference_backend_imports_no_export_side_and_no_toolkit(onnx_bundle: Path) -> None:
     loaded = _modules_after_run(onnx_bundle, "reference")
-    forbidden = EXPORT_SIDE + HEAVY + BACKEND_LIBS["onnxruntime"] + BACKEND_LIBS["litert"]
+    forbidden = EXPORT_SIDE + HEAVY + BACKEND_LIBS["onnxruntime"] + BACKEND_LIBS["litert"] + BACKEND_LIBS["tvm"]
     bad = [m for m in loaded if _matches(m, forbidden)]
     assert not bad, f"the reference backend path imported {bad}"
     assert "edgepack.runtime.backends.reference" in loaded
@@ -74,7 +77,7 @@ def test_reference_backend_imports_no_export_side_and_no_toolkit(onnx_bundle: Pa
 def test_onnxruntime_backend_imports_onnxruntime_only(onnx_bundle: Path) -> None:
     pytest.importorskip("onnxruntime")
     loaded = _modules_after_run(onnx_bundle, "onnxruntime")
-    bad = [m for m in loaded if _matches(m, EXPORT_SIDE + HEAVY + BACKEND_LIBS["litert"])]
+    bad = [m for m in loaded if _matches(m, EXPORT_SIDE + HEAVY + BACKEND_LIBS["litert"] + BACKEND_LIBS["tvm"])]
     assert not bad, f"the onnxruntime backend path imported {bad}"
     assert "onnxruntime" in loaded
 
@@ -88,7 +91,7 @@ def test_litert_backend_imports_litert_only(tmp_path: Path) -> None:
 
     bundle = package(model, tmp_path / "kws.edgepack", golden_count=2).path
     loaded = _modules_after_run(bundle, "litert")
-    bad = [m for m in loaded if _matches(m, EXPORT_SIDE + HEAVY + BACKEND_LIBS["onnxruntime"])]
+    bad = [m for m in loaded if _matches(m, EXPORT_SIDE + HEAVY + BACKEND_LIBS["onnxruntime"] + BACKEND_LIBS["tvm"])]
     assert not bad, f"the litert backend path imported {bad}"
     assert "ai_edge_litert" in loaded
 
@@ -132,7 +135,7 @@ def test_runtime_sources_import_nothing_from_the_export_side() -> None:
             allowed = BACKEND_LIBS[path.stem]
         others = tuple(lib for libs in BACKEND_LIBS.values() for lib in libs if lib not in allowed)
         for line, module in _file_imports(path):
-            if _matches(module, EXPORT_SIDE + HEAVY + others):
+            if _matches(module, EXPORT_SIDE + HEAVY + TVM_COMPILER + others):
                 problems.append(f"{path.relative_to(REPO)}:{line} imports {module}")
     assert not problems, "\n".join(problems)
 

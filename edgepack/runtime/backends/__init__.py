@@ -1,6 +1,8 @@
 """Runtime backends. Each module offers `NAME`, `available() -> bool`, `missing_hint() -> str` and
 `load(bundle, artifact_role, threads) -> BackendSession` whose `run(inputs) -> outputs` takes and returns
-{name: array} with the model's exact shapes and dtypes (one sample).
+{name: array} with the model's exact shapes and dtypes (one sample). A module with `NEEDS_BOARD = True`
+(`device`) runs only on a board: it is opened with a transport (`device.open_board_session`), never by
+`load`, and is never chosen as a fallback.
 
 Backends import their libraries lazily and never import edgepack.packager, .quantize or .targets.
 """
@@ -16,7 +18,9 @@ from edgepack.errors import EdgepackError
 BACKENDS = {
     "litert": "edgepack.runtime.backends.litert",
     "onnxruntime": "edgepack.runtime.backends.onnxruntime",
+    "tvm": "edgepack.runtime.backends.tvm",
     "reference": "edgepack.runtime.backends.reference",
+    "device": "edgepack.runtime.backends.device",
 }
 
 
@@ -25,3 +29,8 @@ def backend_module(name: str) -> ModuleType:
     if name not in BACKENDS:
         raise EdgepackError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}")
     return importlib.import_module(BACKENDS[name])
+
+
+def needs_board(name: str) -> bool:
+    """True for backends that run on a board (opened with a port, not by `Session`)."""
+    return bool(getattr(backend_module(name), "NEEDS_BOARD", False))

@@ -26,6 +26,8 @@ from edgepack.runtime.session import Session
 from edgepack.runtime.tensors import TensorInfo
 
 NAME = "device"
+# `load` cannot open this backend: callers (the CLI, the packager) open it with a board and a port.
+NEEDS_BOARD = True
 
 
 def available() -> bool:
@@ -77,7 +79,7 @@ class DeviceSession:
     """Backend session on a board: `run({name: array}) -> {name: array}` for one sample.
 
     `last_ticks` holds the core clock ticks of the last invoke (SysTick; with QEMU -icount shift=0,
-    instructions = ticks * 1e9 / info.clock_hz).
+    instructions = ticks * 1e9 / info.clock_hz) and `ticks` those of every invoke, in order.
     """
 
     def __init__(self, client: DeviceClient, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> None:
@@ -86,11 +88,13 @@ class DeviceSession:
         self.outputs = outputs
         self.info: DeviceInfo = client.info if client.info is not None else client.identify()
         self.last_ticks: int | None = None
+        self.ticks: list[int] = []
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One inference on the board."""
         data, result = self.client.run(pack(self.inputs, inputs))
         self.last_ticks = result.ticks
+        self.ticks.append(result.ticks)
         return unpack(self.outputs, data)
 
 

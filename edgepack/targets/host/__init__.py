@@ -1,4 +1,9 @@
-"""The `host` target: the imported graph plus the source model, run by reference, LiteRT or ONNX Runtime."""
+"""The `host` target: the imported graph plus the source model, run by reference, LiteRT or ONNX Runtime.
+
+A graph quantized by edgepack (its metadata holds `quantization`) is exported instead of copying the float
+source: a .tflite for LiteRT (`ir.tflite_export`) and, when the source was ONNX, a QDQ .onnx for
+onnxruntime (`ir.onnx_export`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 from edgepack.ir.graph import Graph
 from edgepack.ir.reference import prepare_all
+from edgepack.quantize.scheme import ALLOWED_LITERT
 from edgepack.targets.base import Artifact, Artifacts, Board, CompatibilityReport, Issue
 
 SOURCE_BACKENDS = {"tflite": ("litert", "model.tflite"), "onnx": ("onnxruntime", "model.onnx")}
@@ -17,6 +23,8 @@ class HostTarget:
     name = "host"
     description = "this computer: golden reference interpreter, plus LiteRT (.tflite) or ONNX Runtime (.onnx)"
     boards = [Board("host", "the machine running edgepack", constraints={"dtypes": "float32, int8, int16"})]
+    # LiteRT runs w8a8, w4a8 and 16x8 models (FIELD-NOTES); the reference interpreter runs them all.
+    allowed_bits = ALLOWED_LITERT
 
     def check(self, graph: Graph) -> CompatibilityReport:
         """Every node the golden interpreter can prepare is supported."""
@@ -29,7 +37,17 @@ class HostTarget:
         files = [Artifact("graph.json", "graph", graph_json), Artifact("weights.npz", "weights", weights)]
         backends: dict[str, dict[str, Any]] = {"reference": {"artifact": "graph.json"}}
         fmt, blob = source
-        if fmt in SOURCE_BACKENDS:
+        if "quantization" in graph.metadata:  # quantized by edgepack: export, the source is the float model
+            from edgepack.ir.tflite_export import to_tflite
+
+            files.append(Artifact("model.tflite", "tflite", to_tflite(graph)))
+            backends["litert"] = {"artifact": "model.tflite"}
+            if fmt == "onnx":
+                from edgepack.ir.onnx_export import to_onnx
+
+                files.append(Artifact("model.onnx", "onnx", to_onnx(graph)))
+                backends["onnxruntime"] = {"artifact": "model.onnx"}
+        elif fmt in SOURCE_BACKENDS:
             backend, path = SOURCE_BACKENDS[fmt]
             files.append(Artifact(path, fmt, blob))
             backends[backend] = {"artifact": path}

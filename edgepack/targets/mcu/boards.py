@@ -99,6 +99,10 @@ BOARDS: dict[str, McuBoard] = {
             "nrf52840-dk", "Nordic nRF52840-DK (Cortex-M4F @64 MHz)", "cortex-m4", "fpv4-sp-d16", "hard",
             ("fpu", "dsp"), 0x0000_0000, 1 * MIB, 0x2000_0000, 256 * KIB, 64_000_000, "nrf52", None, "pyocd",
             pyocd_target="nrf52840"),
+        McuBoard(
+            "rpi-pico", "Raspberry Pi Pico (RP2040, dual Cortex-M0+ @125 MHz, 2 MB QSPI flash)", "cortex-m0plus",
+            None, "soft", (), 0x1000_0000, 2 * MIB, 0x2000_0000, 264 * KIB, 125_000_000, "rp2040", None, "pyocd",
+            pyocd_target="rp2040"),
     ]
 }
 
@@ -110,6 +114,11 @@ def get_board(name: str) -> McuBoard:
     except KeyError:
         raise EdgepackError(f"unknown board {name!r}; known boards: {', '.join(BOARDS)}",
                             hint="run 'edgepack targets' to list targets and boards") from None
+
+
+def boards_for(core: str) -> list[McuBoard]:
+    """The boards with this core, emulated ones first. Usage: ``boards_for("cortex-m4")``"""
+    return sorted((b for b in BOARDS.values() if b.core == core), key=lambda b: not b.emulated)
 
 
 def qemu_boards() -> list[McuBoard]:

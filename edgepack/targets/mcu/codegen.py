@@ -41,7 +41,7 @@ from edgepack.targets.mcu.memory_plan import MemoryPlan, plan
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _SLOT = re.compile(r"\{([a-z][a-z0-9_]*)\}")
-_PER_LINE = {"int8_t": 20, "int32_t": 8, "int64_t": 6}
+_PER_LINE = {"int8_t": 20, "int16_t": 14, "int32_t": 8, "int64_t": 6}
 _CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
 
 

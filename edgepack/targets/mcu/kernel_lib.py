@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 KERNEL_DIR = Path(__file__).with_name("kernels")
 
 # Headers every kernel build needs.
-HEADERS = ("ep_common.h", "ep_kernels.h", "ep_gemm_s8.h", "ep_pool_s8_common.h")
+HEADERS = ("ep_common.h", "ep_kernels.h", "ep_gemm_s8.h", "ep_gemm_w16.h", "ep_pool_s8_common.h")
 # Sources every kernel build links (fixed-point helpers are small and shared).
 COMMON_SOURCES = ("ep_fixedpoint.c",)
 
@@ -49,6 +51,8 @@ KERNEL_SOURCES: dict[str, str] = {
     "ep_dwconv2d_s8": "ep_dwconv2d_s8.c",
     "ep_fc_s8": "ep_fc_s8.c",
     "ep_conv2d_1x1_s8": "ep_conv2d_1x1_s8.c",
+    "ep_conv2d_s8_w16": "ep_conv2d_s8_w16.c",
+    "ep_conv2d_1x1_s8_w16": "ep_conv2d_s8_w16.c",
     "ep_conv2d_s8_w4": "ep_conv2d_s8_w4.c",
     "ep_dwconv2d_s8_w4": "ep_dwconv2d_s8_w4.c",
     "ep_fc_s8_w4": "ep_fc_s8_w4.c",
@@ -102,10 +106,10 @@ def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, ds
     Most kernels size scratch from `filter_dims` alone; ep_dwconv2d_s8 also needs the output dims
     and the conv params (an ep_conv_params_t as a dict). Usage: `scratch_bytes("ep_fc_s8", (12, 1, 1, 64), True)`.
     """
-    if kernel in ("ep_conv2d_s8", "ep_conv2d_1x1_s8") and dsp:
+    if kernel in ("ep_conv2d_s8", "ep_conv2d_1x1_s8", "ep_conv2d_s8_w16", "ep_conv2d_1x1_s8_w16") and dsp:
         assert filter_dims is not None
         _, kh, kw, cin = filter_dims
-        return 2 * 4 * _round4(kh * kw * cin)  # one int16 panel of 4 rows (kernels/ep_gemm_s8.h)
+        return 2 * 4 * _round4(kh * kw * cin)  # one int16 panel of 4 rows (kernels/ep_gemm_s8.h, ep_gemm_w16.h)
     if kernel == "ep_dwconv2d_s8" and dsp:
         assert filter_dims is not None and out_dims is not None and conv is not None
         plane = (filter_dims[1:3] == (3, 3) and conv["stride_h"] == conv["stride_w"] == 1
@@ -113,3 +117,19 @@ def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, ds
         # one int16 input plane, column-major: round_up(OH, 4) + 2 rows by OW + 2 columns
         return 2 * (_round4(out_dims[1]) + 2) * (out_dims[2] + 2) if plane else 0
     return 0
+
+
+def w16_weight_index(o: np.ndarray, k: np.ndarray, dpad: int) -> np.ndarray:
+    """Python twin of ep_w16_weight_index (kernels/ep_gemm_w16.h): halfword of weight (o, k)."""
+    return (((o >> 1) * (dpad >> 2) + (k >> 2)) * 2 + (k & 1)) * 4 + (o & 1) * 2 + ((k >> 1) & 1)
+
+
+def pack_w16(w2d: np.ndarray) -> np.ndarray:
+    """int8 weights [outs, depth] as the packed int16 table of the *_w16 kernels (ep_gemm_w16.h):
+    channel pairs, depth groups of four, zero-padded to round_up(outs, 2) x round_up(depth, 4)."""
+    outs, depth = w2d.shape
+    dpad = _round4(depth)
+    table = np.zeros(((outs + 1) & ~1) * dpad, np.int16)
+    o, k = np.meshgrid(np.arange(outs), np.arange(depth), indexing="ij")
+    table[w16_weight_index(o, k, dpad)] = w2d.astype(np.int16)
+    return table

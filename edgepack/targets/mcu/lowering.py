@@ -7,6 +7,8 @@ step (`edgepack.ir.reference.prepare_all`): multipliers, shifts, zero points and
 read, never recomputed. The only transformations made here are exact ones:
 
 - weights are packed two per byte for int4 (low nibble first, TFLite order);
+- on cores with the DSP extension, int8 CONV_2D weights are pre-widened to int16 and reordered for
+  the ep_conv2d_s8_w16 / ep_conv2d_1x1_s8_w16 GEMM core (kernel_lib.pack_w16; twice the flash);
 - fully connected layers and 1x1 stride-1 unpadded convolutions (run as matrix products by
   ep_conv2d_1x1_s8, or ep_fc_s8_w4 for int4 weights) get the
   input offset folded into the bias: bias_eff[o] = bias[o] - input_zp * sum(w[o]), exact in int32;
@@ -28,7 +30,7 @@ from edgepack.ir.graph import Graph, Tensor
 from edgepack.ir.ops import Activation, Op
 from edgepack.ir.reference import prepare_all
 from edgepack.ir.reference.prepare import NodeContext, scalar_quant
-from edgepack.targets.mcu.kernel_lib import CPU_DSP, scratch_bytes
+from edgepack.targets.mcu.kernel_lib import CPU_DSP, pack_w16, scratch_bytes
 
 
 class LoweringError(Exception):
@@ -246,9 +248,9 @@ class _Lowerer:
                      and x.shape[1:3] == ctx.out.shape[1:3])
         if pointwise and not ctx.data["wide"]:
             rows = x.size // x.shape[3]
-            kernel = "ep_fc_s8_w4" if four else "ep_conv2d_1x1_s8"
+            kernel = "ep_fc_s8_w4" if four else ("ep_conv2d_1x1_s8_w16" if self.dsp else "ep_conv2d_1x1_s8")
             return self._fc(index, ctx, p, rows, x.shape[3], w.shape[0], four, kernel)
-        suffix = "_s16" if ctx.data["wide"] else ("_s8_w4" if four else "_s8")
+        suffix = "_s16" if ctx.data["wide"] else ("_s8_w4" if four else ("_s8_w16" if self.dsp else "_s8"))
         kernel = "ep_conv2d" + suffix
         return self._conv_like(index, ctx, p, kernel, four, 1)
 
@@ -269,8 +271,10 @@ class _Lowerer:
         channels = ctx.out.shape[3]
         quant, _ = self._quant(p, ctx, ctx.data["multiplier"], ctx.data["shift"], ctx.data["in_zp"])
         fdims = list(w.shape)
+        table = Table(p + "weights", "int16_t", pack_w16(np.asarray(w.data).reshape(w.shape[0], -1))) \
+            if kernel.endswith("_w16") else self._weights(p, w, four)
         args: list[Arg] = [conv, quant, _dims_struct(p + "in", dims4(x.shape)), Buffer(ctx.node.inputs[0]),
-                           _dims_struct(p + "filter", fdims), self._weights(p, w, four),
+                           _dims_struct(p + "filter", fdims), table,
                            self._bias(p, ctx, channels, ctx.data["wide"]),
                            _dims_struct(p + "out", dims4(ctx.out.shape)), Buffer(ctx.node.outputs[0]), Scratch()]
         return self._linear_call(index, ctx, p, kernel, args, fdims, ctx.node.inputs[0], conv)
@@ -281,6 +285,12 @@ class _Lowerer:
         four = self._check_weights(ctx, w)
         depth = w.shape[1]
         return self._fc(index, ctx, p, x.size // depth, depth, w.shape[0], four)
+
+    @staticmethod
+    def _fc_weights(p: str, w2d: np.ndarray, four: bool, kernel: str) -> Table:
+        if kernel.endswith("_w16"):
+            return Table(p + "weights", "int16_t", pack_w16(w2d))
+        return Table(p + "weights", "int8_t", pack_int4(w2d) if four else w2d.astype(np.int8).ravel())
 
     def _fc(self, index: int, ctx: NodeContext, p: str, rows: int, depth: int, outs: int, four: bool,
             kernel: str | None = None) -> Call:
@@ -294,7 +304,7 @@ class _Lowerer:
         fdims = matrix_dims(outs, depth)
         args: list[Arg] = [quant, _dims_struct(p + "in", matrix_dims(rows, depth)), Buffer(ctx.node.inputs[0]),
                            _dims_struct(p + "filter", fdims),
-                           Table(p + "weights", "int8_t", pack_int4(w2d) if four else w2d.astype(np.int8).ravel()),
+                           self._fc_weights(p, w2d, four, kernel),
                            bias, _dims_struct(p + "out", matrix_dims(rows, outs)), Buffer(ctx.node.outputs[0]),
                            Scratch()]
         return self._linear_call(index, ctx, p, kernel, args, fdims, ctx.node.inputs[0])

@@ -358,3 +358,36 @@ def test_fast_requantize_forms_equal_ep_requantize(tmp_path, dsp):
                     *(["-DEP_EMULATE_DSP"] if dsp else []), str(src), "-o", str(exe)], check=True)
     res = subprocess.run([str(exe)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-2000:]
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv2d_int8_weight_kernels(lib, case):
+    """ep_conv2d_s8 / ep_conv2d_1x1_s8 (natural int8 weights) stay bit-exact in both builds, although
+    the Cortex-M4 lowering now picks their *_w16 twins: the same calls with the int8 tables swapped in."""
+    from test_kernels_support import HostRunner
+
+    from edgepack.targets.mcu.lowering import Table, lower
+    rng = np.random.default_rng(1500 + case)
+    for i, act_name in enumerate(ACTS):
+        g = conv_graph(rng, **CONV_CASES[case], act_name=act_name, bias_on=i != 1)
+        calls = lower(g, "cortex-m4")
+        assert calls[0].kernel.endswith("_w16")
+        w = np.asarray(g.tensor("w").data).astype(np.int8).ravel()
+        calls[0].kernel = calls[0].kernel.removesuffix("_w16")
+        calls[0].args = [Table(a.name, "int8_t", w) if isinstance(a, Table) and a.name.endswith("weights") else a
+                         for a in calls[0].args]
+        inputs = random_inputs(g, rng)
+        assert_matches_golden(g, HostRunner(lib[0], g, calls).run(inputs), inputs)
+
+
+def test_pack_w16_layout():
+    """kernel_lib.pack_w16 follows ep_gemm_w16.h: channel pairs, depth groups of 4, halves (k, k+2)."""
+    w = np.arange(3 * 5, dtype=np.int64).reshape(3, 5).astype(np.int8)  # outs 3 -> 4, depth 5 -> 8
+    t = kernel_lib.pack_w16(w)
+    assert t.dtype == np.int16 and t.size == 4 * 8
+    # pair 0, group 0, half 0: w0[0], w0[2], w1[0], w1[2]; half 1: w0[1], w0[3], w1[1], w1[3]
+    assert t[:8].tolist() == [0, 2, 5, 7, 1, 3, 6, 8]
+    # pair 0, group 1 (depth 4..7, only 4 real): w0[4], 0, w1[4], 0, then zeros
+    assert t[8:16].tolist() == [4, 0, 9, 0, 0, 0, 0, 0]
+    # pair 1: channel 2 and the zero pad channel
+    assert t[16:24].tolist() == [10, 12, 0, 0, 11, 13, 0, 0]

@@ -297,8 +297,9 @@ EP_INLINE ep_requant_zp_t ep_requant_zp_prepare(int32_t multiplier, int32_t shif
 {
     ep_requant_zp_t r;
     r.multiplier = multiplier;
-    r.right_m1 = -shift - 1;
-    r.hi_base = ((int32_t)1 << (r.right_m1 - 1)) + (int32_t)((uint32_t)zp << r.right_m1);
+    r.right_m1 = ~shift; /* -shift - 1 */
+    /* 2^(right-2) + zp * 2^(right-1) = (2 zp + 1) * 2^(right-2), modulo 2^32 */
+    r.hi_base = (int32_t)((uint32_t)(2 * zp + 1) << (r.right_m1 - 1));
     return r;
 }
 
@@ -355,6 +356,7 @@ EP_INLINE int32_t ep_int4_at(const int8_t *packed, int32_t index)
 #define EP_DSP 1
 #define EP_SMLAD(x, y, acc) __smlad((int16x2_t)(x), (int16x2_t)(y), (acc))
 #define EP_SXTB16(x) ((int32_t)__sxtb16((int8x4_t)(x)))
+#define EP_SADD16(x, y) ((int32_t)__sadd16((int16x2_t)(x), (int16x2_t)(y)))
 #if defined(__GNUC__) && !defined(__clang__)
 /* GCC does not fold a rotate into SXTB16's free ROR operand; say it directly (as CMSIS-Core does). */
 EP_INLINE int32_t ep_sxtb16_ror8(int32_t x)
@@ -383,8 +385,16 @@ EP_INLINE int32_t ep_emulated_sxtb16(uint32_t x)
     uint32_t hi = (uint32_t)(uint16_t)(int16_t)(int8_t)(uint8_t)((x >> 16) & 0xFFu);
     return (int32_t)(lo | (hi << 16));
 }
+/* SADD16: halfword-wise addition, each half wrapping modulo 2^16. */
+EP_INLINE int32_t ep_emulated_sadd16(uint32_t x, uint32_t y)
+{
+    uint32_t lo = (x + y) & 0xFFFFu;
+    uint32_t hi = ((x >> 16) + (y >> 16)) & 0xFFFFu;
+    return (int32_t)(lo | (hi << 16));
+}
 #define EP_SMLAD(x, y, acc) ep_emulated_smlad((int32_t)(x), (int32_t)(y), (acc))
 #define EP_SXTB16(x) ep_emulated_sxtb16((uint32_t)(x))
+#define EP_SADD16(x, y) ep_emulated_sadd16((uint32_t)(x), (uint32_t)(y))
 #define EP_SXTB16_ROR8(x) ep_emulated_sxtb16(((uint32_t)(x) >> 8) | ((uint32_t)(x) << 24))
 #else
 #define EP_DSP 0

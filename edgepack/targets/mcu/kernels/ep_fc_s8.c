@@ -10,6 +10,8 @@
  * exactly (int32 arithmetic, modulo 2^32). quant->input_zp is not read.
  * out = clamp(ep_requantize(acc, multiplier[o], shift[o]) + output_zp, act_min, act_max).
  * DSP path: 2 rows x 2 output channels per step, 4 MACs per weight load pair, 2 per SMLAD.
+ * A single row (rows == 1, a dense layer) meets 4 weight rows at a time: per 4 depth LDR + 2 SXTB16
+ * of the row and per channel LDR + 2 SXTB16 + 2 SMLAD (16 MACs in 23 instructions).
  * Scratch: none.
  */
 #include "ep_kernels.h"
@@ -32,6 +34,31 @@ static int8_t finish(int32_t acc, const ep_quant_t *quant, int32_t o)
 }
 
 #if EP_DSP
+/* True when every channel takes ep_requant_zp_apply and the clamp is the whole int8 range. */
+static int all_fast(const ep_quant_t *quant, int32_t outs)
+{
+    int32_t o;
+    if (quant->act_min > -128 || quant->act_max < 127) {
+        return 0;
+    }
+    for (o = 0; o < outs; ++o) {
+        if (!ep_requant_zp_ok(quant->multiplier[o], quant->shift[o])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* y[i] for i = 0..3 from acc[i], channels' requantization in the five-instruction form. */
+EP_INLINE void finish4_fast(const int32_t *acc, const int32_t *mult, const int32_t *shift, int32_t zp, int8_t *y)
+{
+    int32_t i;
+    for (i = 0; i < 4; ++i) {
+        const ep_requant_zp_t rq = ep_requant_zp_prepare(mult[i], shift[i], zp);
+        y[i] = (int8_t)EP_SSAT8(ep_requant_zp_apply(acc[i], rq.multiplier, rq.hi_base, rq.right_m1));
+    }
+}
+
 /* Sums of 2 input rows x 2 weight rows over depth, 2 MACs per SMLAD. Rows of x and w are both
  * `depth` apart, so one stride register serves the four streams (no spills on Cortex-M4). */
 static void dot_2x2(const int8_t *x0, const int8_t *w0, int32_t depth, int32_t *acc)
@@ -67,39 +94,91 @@ static void dot_2x2(const int8_t *x0, const int8_t *w0, int32_t depth, int32_t *
     acc[3] = a11;
 }
 
-/* One input row against four weight rows (the rows == 1 case, e.g. a plain dense layer). */
-static void dot_1x4(const int8_t *x, const int8_t *w, int32_t depth, int32_t *acc)
+/* One depth quad of four weight rows against the input row: w0 = row 0, w2 = row 2 (rows 1 and
+ * 3 at + depth). */
+#define EP_FC_QUAD(x, w0, w2, depth)                                       \
+    do {                                                                   \
+        const int32_t xv_ = ep_read_s8x4(x);                               \
+        const int32_t xe_ = EP_SXTB16(xv_), xo_ = EP_SXTB16_ROR8(xv_);     \
+        int32_t t_ = ep_read_s8x4((w0) + (depth));                         \
+        a1 = EP_SMLAD(xe_, EP_SXTB16(t_), a1);                             \
+        a1 = EP_SMLAD(xo_, EP_SXTB16_ROR8(t_), a1);                        \
+        t_ = ep_read_s8x4((w2) + (depth));                                 \
+        a3 = EP_SMLAD(xe_, EP_SXTB16(t_), a3);                             \
+        a3 = EP_SMLAD(xo_, EP_SXTB16_ROR8(t_), a3);                        \
+        t_ = ep_read_s8x4(w2);                                             \
+        a2 = EP_SMLAD(xe_, EP_SXTB16(t_), a2);                             \
+        a2 = EP_SMLAD(xo_, EP_SXTB16_ROR8(t_), a2);                        \
+        t_ = ep_read_s8x4(w0);                                             \
+        a0 = EP_SMLAD(xe_, EP_SXTB16(t_), a0);                             \
+        a0 = EP_SMLAD(xo_, EP_SXTB16_ROR8(t_), a0);                        \
+    } while (0)
+
+#if defined(__ARM_FEATURE_DSP) && !defined(EP_NO_DSP) && defined(__GNUC__)
+/* EP_FC_QUAD in Thumb-2 with post-incremented pointers and register-offset loads for rows 1 and 3:
+ * 13 live registers, which GCC 12 does not manage without spills. */
+#define EP_FC_ASM_QUAD                             \
+    "ldr %[xo], [%[x]], #4\n\t"                 \
+    "sxtb16 %[xe], %[xo]\n\t"                   \
+    "sxtb16 %[xo], %[xo], ror #8\n\t"           \
+    "ldr %[t], [%[w0], %[d]]\n\t"               \
+    "sxtb16 %[u], %[t]\n\t"                     \
+    "sxtb16 %[t], %[t], ror #8\n\t"             \
+    "smlad %[a1], %[xe], %[u], %[a1]\n\t"       \
+    "smlad %[a1], %[xo], %[t], %[a1]\n\t"       \
+    "ldr %[t], [%[w2], %[d]]\n\t"               \
+    "sxtb16 %[u], %[t]\n\t"                     \
+    "sxtb16 %[t], %[t], ror #8\n\t"             \
+    "smlad %[a3], %[xe], %[u], %[a3]\n\t"       \
+    "smlad %[a3], %[xo], %[t], %[a3]\n\t"       \
+    "ldr %[t], [%[w2]], #4\n\t"                 \
+    "sxtb16 %[u], %[t]\n\t"                     \
+    "sxtb16 %[t], %[t], ror #8\n\t"             \
+    "smlad %[a2], %[xe], %[u], %[a2]\n\t"       \
+    "smlad %[a2], %[xo], %[t], %[a2]\n\t"       \
+    "ldr %[t], [%[w0]], #4\n\t"                 \
+    "sxtb16 %[u], %[t]\n\t"                     \
+    "sxtb16 %[t], %[t], ror #8\n\t"             \
+    "smlad %[a0], %[xe], %[u], %[a0]\n\t"       \
+    "smlad %[a0], %[xo], %[t], %[a0]\n\t"
+#endif
+
+/* acc[0..3] += x . weight rows w, w + depth, w + 2 depth, w + 3 depth over the first 4 * quads
+ * values. Not inlined: the assembly needs 13 free registers. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void dot_1x4_quads(const int8_t *xr, const int8_t *w, int32_t depth, int32_t quads, int32_t *acc)
 {
-    const int8_t *w0 = w, *w1 = w + depth, *w2 = w + 2 * depth, *w3 = w + 3 * depth;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t k;
-    for (k = 0; k + 4 <= depth; k += 4) {
-        const int32_t xv = ep_read_s8x4(x + k);
-        const int32_t xe = EP_SXTB16(xv), xo = EP_SXTB16_ROR8(xv);
-        int32_t wv = ep_read_s8x4(w0 + k);
-        a0 = EP_SMLAD(xe, EP_SXTB16(wv), a0);
-        a0 = EP_SMLAD(xo, EP_SXTB16_ROR8(wv), a0);
-        wv = ep_read_s8x4(w1 + k);
-        a1 = EP_SMLAD(xe, EP_SXTB16(wv), a1);
-        a1 = EP_SMLAD(xo, EP_SXTB16_ROR8(wv), a1);
-        wv = ep_read_s8x4(w2 + k);
-        a2 = EP_SMLAD(xe, EP_SXTB16(wv), a2);
-        a2 = EP_SMLAD(xo, EP_SXTB16_ROR8(wv), a2);
-        wv = ep_read_s8x4(w3 + k);
-        a3 = EP_SMLAD(xe, EP_SXTB16(wv), a3);
-        a3 = EP_SMLAD(xo, EP_SXTB16_ROR8(wv), a3);
+    const int8_t *w0 = w, *w2 = w + 2 * depth;
+#if defined(__ARM_FEATURE_DSP) && !defined(EP_NO_DSP) && defined(__GNUC__)
+    const int8_t *x = xr, *end = xr + 4 * (quads & ~1);
+    int32_t xe, xo, t, u;
+    if (quads >= 2) {
+        __asm__("1:\n\t" EP_FC_ASM_QUAD EP_FC_ASM_QUAD
+                "cmp %[x], %[end]\n\t"
+                "bne 1b\n\t"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w0] "+r"(w0),
+                  [w2] "+r"(w2), [xe] "=&r"(xe), [xo] "=&r"(xo), [t] "=&r"(t), [u] "=&r"(u)
+                : [d] "r"(depth), [end] "r"(end)
+                : "cc", "memory");
     }
-    for (; k < depth; ++k) {
-        a0 += x[k] * w0[k];
-        a1 += x[k] * w1[k];
-        a2 += x[k] * w2[k];
-        a3 += x[k] * w3[k];
+    if (quads & 1) {
+        EP_FC_QUAD(x, w0, w2, depth);
     }
+#else
+    int32_t q;
+    for (q = 0; q < quads; ++q, xr += 4, w0 += 4, w2 += 4) {
+        EP_FC_QUAD(xr, w0, w2, depth);
+    }
+#endif
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 }
+
 #endif
 
 /* Portable dot product of one input row with one weight row. */
@@ -148,17 +227,29 @@ ep_status_t ep_fc_s8(const ep_quant_t *quant, const ep_dims_t *in_dims, const in
     for (; r < rows; ++r) {
         const int8_t *x = input + (int64_t)r * depth;
         int8_t *y = output + (int64_t)r * outs;
+        const int fast = all_fast(quant, outs);
         for (o = 0; o + 4 <= outs; o += 4) {
-            int32_t acc[4];
+            const int8_t *w = filter + (int64_t)o * depth;
+            int32_t acc[4], k;
             acc[0] = bias[o];
             acc[1] = bias[o + 1];
             acc[2] = bias[o + 2];
             acc[3] = bias[o + 3];
-            dot_1x4(x, filter + (int64_t)o * depth, depth, acc);
-            y[o] = finish(acc[0], quant, o);
-            y[o + 1] = finish(acc[1], quant, o + 1);
-            y[o + 2] = finish(acc[2], quant, o + 2);
-            y[o + 3] = finish(acc[3], quant, o + 3);
+            dot_1x4_quads(x, w, depth, depth >> 2, acc);
+            for (k = depth & ~3; k < depth; ++k) {
+                acc[0] += x[k] * w[k];
+                acc[1] += x[k] * w[k + depth];
+                acc[2] += x[k] * w[k + 2 * depth];
+                acc[3] += x[k] * w[k + 3 * depth];
+            }
+            if (fast) {
+                finish4_fast(acc, quant->multiplier + o, quant->shift + o, quant->output_zp, y + o);
+            } else {
+                y[o] = finish(acc[0], quant, o);
+                y[o + 1] = finish(acc[1], quant, o + 1);
+                y[o + 2] = finish(acc[2], quant, o + 2);
+                y[o + 3] = finish(acc[3], quant, o + 3);
+            }
         }
         for (; o < outs; ++o) {
             y[o] = finish(bias[o] + dot_1x1(x, filter + (int64_t)o * depth, depth), quant, o);

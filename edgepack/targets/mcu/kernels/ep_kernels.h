@@ -42,6 +42,19 @@ ep_status_t ep_conv2d_1x1_s8(const ep_quant_t *quant, const ep_dims_t *in_dims, 
                              const ep_dims_t *out_dims, int8_t *output, void *scratch);
 int32_t ep_conv2d_1x1_s8_scratch_bytes(const ep_dims_t *filter_dims);
 
+/* int8 activations, int8 weights pre-widened to int16 and packed (ep_gemm_w16.h); the DSP-core
+ * choice of the code generator. Arguments as ep_conv2d_s8 / ep_conv2d_1x1_s8 but the filter table. */
+ep_status_t ep_conv2d_s8_w16(const ep_conv_params_t *conv, const ep_quant_t *quant,
+                             const ep_dims_t *in_dims, const int8_t *input,
+                             const ep_dims_t *filter_dims, const int16_t *filter, const int32_t *bias,
+                             const ep_dims_t *out_dims, int8_t *output, void *scratch);
+int32_t ep_conv2d_s8_w16_scratch_bytes(const ep_dims_t *filter_dims);
+
+ep_status_t ep_conv2d_1x1_s8_w16(const ep_quant_t *quant, const ep_dims_t *in_dims, const int8_t *input,
+                                 const ep_dims_t *filter_dims, const int16_t *filter, const int32_t *bias,
+                                 const ep_dims_t *out_dims, int8_t *output, void *scratch);
+int32_t ep_conv2d_1x1_s8_w16_scratch_bytes(const ep_dims_t *filter_dims);
+
 /* int8 activations, packed int4 weights */
 ep_status_t ep_conv2d_s8_w4(const ep_conv_params_t *conv, const ep_quant_t *quant,
                             const ep_dims_t *in_dims, const int8_t *input,

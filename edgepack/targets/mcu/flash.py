@@ -1,0 +1,290 @@
+"""Board operations on a Cortex-M bundle: flash its firmware, open a session, run inputs, verify the golden pairs.
+
+For a `qemu-*` board, flashing means starting qemu-system-arm with the bundle's ELF (`-icount shift=0`,
+UART0 on a pty) and stopping it when the returned `FlashedBoard` is closed. For a real board it means
+`pyocd flash -t <target> firmware.elf` (pyOCD must be installed); its UART is then the `port` given.
+
+The bundle says which core (`target`) and board its firmware was built for; another board is refused
+before anything runs, since a firmware image only fits the memory map and UART of its own board.
+
+Usage::
+
+    with flash("kws.edgepack", "qemu-mps2-an386") as fb:        # QEMU runs until the block ends
+        report = verify_flashed("kws.edgepack", fb)
+    report = verify_on_board("kws.edgepack")                    # the same, in one call
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepack.errors import EdgepackError
+from edgepack.runtime.backends.device import BoardSession, open_board_session
+from edgepack.runtime.bundle import Bundle
+from edgepack.runtime.serial_protocol import SerialTransport, Transport
+from edgepack.runtime.verify import VerifyReport, compare
+from edgepack.targets.mcu.boards import McuBoard, boards_for, get_board
+from edgepack.targets.mcu.qemu import QemuBoard
+
+CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+PYOCD_HINT = "install pyOCD: pip install pyocd (and the probe's udev rules, see pyocd.io)"
+
+
+@dataclass
+class FlashedBoard:
+    """A board running the bundle's firmware; `port` is its UART (QEMU's pty, or the --port given)."""
+
+    board: McuBoard
+    port: str | None
+    command: list[str]
+    qemu: QemuBoard | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def transport(self, baud: int = 115_200) -> SerialTransport:
+        """A serial transport to the board's UART (EdgepackError when no port is known)."""
+        if self.port is None:
+            raise EdgepackError(f"board {self.board.name}: no serial port to talk to",
+                                hint=f"pass --port, e.g. --board {self.board.name} --port /dev/ttyACM0")
+        return SerialTransport(self.port, baud)
+
+    def close(self) -> None:
+        """Stop QEMU (emulated boards) and remove the extracted firmware; safe to call twice."""
+        if self.qemu is not None:
+            self.qemu.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> FlashedBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class BoardReport(VerifyReport):
+    """`VerifyReport` of a board, with the SysTick ticks of every invoke.
+
+    On a QEMU board (`-icount shift=0`) one tick is 1e9 / clock_hz instructions, so the instruction count
+    is exact; on a real board ticks / clock_hz is the invoke's time.
+    """
+
+    board: str = ""
+    clock_hz: int = 0
+    emulated: bool = False
+    ticks: list[int] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the whole run, link included
+
+    @property
+    def ticks_per_inference(self) -> int:
+        """Median ticks of one invoke."""
+        return int(statistics.median(self.ticks)) if self.ticks else 0
+
+    @property
+    def instructions_per_inference(self) -> int | None:
+        """Instructions of one invoke (QEMU boards only; None on real boards)."""
+        return round(self.ticks_per_inference * 1e9 / self.clock_hz) if self.emulated and self.clock_hz else None
+
+    @property
+    def timing_source(self) -> str:
+        """Where the timing comes from, e.g. 'SysTick, qemu -icount shift=0, mps2-an386'."""
+        if self.emulated:
+            return f"SysTick under qemu -icount shift=0, {get_board(self.board).qemu_machine}"
+        return f"SysTick at {self.clock_hz / 1e6:g} MHz, {self.board}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: VerifyReport's plus board, ticks and instructions per inference."""
+        return dict(super().to_dict(), board=self.board, clock_hz=self.clock_hz, emulated=self.emulated,
+                    ticks_per_inference=self.ticks_per_inference,
+                    instructions_per_inference=self.instructions_per_inference,
+                    timing_source=self.timing_source, seconds=round(self.seconds, 3))
+
+
+@dataclass
+class BoardRun:
+    """Outputs of `run_on_board` (stacked like the inputs) and the ticks of every invoke."""
+
+    outputs: dict[str, np.ndarray]
+    board: str
+    clock_hz: int
+    emulated: bool
+    ticks: list[int]
+
+
+def bundle_board(manifest: Mapping[str, Any], board: str | None = None) -> McuBoard:
+    """The board to use for a bundle: `board` or the one it was built for; refuses another core or board."""
+    target = manifest.get("target")
+    if target not in CORES:
+        raise EdgepackError(f"the bundle is for target {target!r}, which has no boards to flash",
+                            hint=f"package the model for a Cortex-M target ({', '.join(CORES)}) with --board")
+    built = manifest.get("board")
+    name = board or built
+    if name is None:
+        raise EdgepackError(f"the bundle ({target}) was built without a board, so it holds no firmware",
+                            hint=f"package it with --board, one of: "
+                                 f"{', '.join(b.name for b in boards_for(target)) or 'none for ' + target}")
+    spec = get_board(name)
+    if spec.core != target:
+        raise EdgepackError(f"the bundle is for {target}, but board {name} has a {spec.core}",
+                            hint=f"package the model again with --target {spec.core} --board {name}")
+    if built is not None and name != built:
+        raise EdgepackError(f"the bundle's firmware was built for board {built}, not {name} (same core, but another "
+                            "memory map and UART)", hint=f"package the model again with --board {name}")
+    return spec
+
+
+def _firmware(bundle: Bundle, spec: McuBoard) -> tuple[str, bytes]:
+    entry = bundle.manifest.get("backends", {}).get("device")
+    if entry is None:
+        raise EdgepackError(f"the bundle holds no firmware for {spec.name} (no 'device' backend): "
+                            f"board family {spec.port!r} has no edgepack firmware port yet",
+                            hint="link the bundle's src/ (CMake project) into your own firmware, or use a QEMU board")
+    return entry["artifact"], bundle.artifact(entry["artifact"])
+
+
+def _pyocd_command(spec: McuBoard, elf: Path) -> list[str]:
+    if importlib.util.find_spec("pyocd") is None:
+        raise EdgepackError(f"flashing {spec.name} needs pyOCD, which is not installed", hint=PYOCD_HINT)
+    return [sys.executable, "-m", "pyocd", "flash", "-t", str(spec.pyocd_target), str(elf)]
+
+
+def flash(bundle_path: str | Path, board: str | None = None, port: str | None = None) -> FlashedBoard:
+    """Put the bundle's firmware on `board` (default: the bundle's); close the result to stop a QEMU board.
+
+    Usage: ``with flash("kws.edgepack", "qemu-mps2-an386") as fb: print(fb.port)``
+    """
+    with Bundle.open(bundle_path) as bundle:
+        spec = bundle_board(bundle.manifest, board)
+        path, elf_bytes = _firmware(bundle, spec)
+    tmp = tempfile.TemporaryDirectory(prefix="edgepack-flash-")
+    elf = Path(tmp.name) / Path(path).name
+    elf.write_bytes(elf_bytes)
+    try:
+        if spec.emulated:
+            qemu = QemuBoard(spec, elf)
+            qemu.start()
+            return FlashedBoard(spec, qemu.port, qemu.command, qemu, tmp)
+        cmd = _pyocd_command(spec, elf)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EdgepackError(f"pyocd could not flash {spec.name} (exit {proc.returncode}): "
+                                + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:]),
+                                hint="check the probe is attached: pyocd list; the command was: " + " ".join(cmd))
+    except BaseException:
+        tmp.cleanup()
+        raise
+    tmp.cleanup()
+    return FlashedBoard(spec, port, cmd)
+
+
+def open_session(bundle: Bundle, flashed: FlashedBoard, transport: Transport | None = None) -> BoardSession:
+    """A Session on the flashed board (identity checked against the bundle); `transport` overrides the port."""
+    return open_board_session(bundle, transport if transport is not None else flashed.transport())
+
+
+def _connect(bundle_path: str | Path, board: str | None, port: str | None) -> FlashedBoard:
+    """Emulated boards are started with the bundle's firmware; a real board must already run it."""
+    with Bundle.open(bundle_path) as bundle:
+        spec = bundle_board(bundle.manifest, board)
+    if spec.emulated:
+        return flash(bundle_path, spec.name)
+    if port is None:
+        raise EdgepackError(f"board {spec.name} is a real board: give its serial port",
+                            hint=f"--board {spec.name} --port /dev/ttyACM0 (flash it first: edgepack flash BUNDLE "
+                                 f"--board {spec.name})")
+    return FlashedBoard(spec, port, [])
+
+
+def run_on_board(bundle_path: str | Path, inputs: Any, board: str | None = None, port: str | None = None,
+                 dequantize: bool = False, transport_wrapper: Callable[[Transport], Transport] | None = None
+                 ) -> BoardRun:
+    """Run `inputs` (as `Session.run` takes them) on the board; QEMU boards are started and stopped here.
+
+    Usage: ``run_on_board("kws.edgepack", x, "qemu-mps2-an386").outputs``
+    """
+    with _connect(bundle_path, board, port) as fb, Bundle.open(bundle_path) as bundle:
+        transport = fb.transport()
+        try:
+            session = open_session(bundle, fb, transport_wrapper(transport) if transport_wrapper else None)
+            outputs = session.run(inputs, dequantize=dequantize)
+            info = session.device.info
+            return BoardRun(outputs, fb.board.name, info.clock_hz, fb.board.emulated, list(session.device.ticks))
+        finally:
+            transport.close()
+
+
+def verify_on_board(bundle_path: str | Path, board: str | None = None, port: str | None = None,
+                    transport_wrapper: Callable[[Transport], Transport] | None = None) -> BoardReport:
+    """Every golden input on the board, compared with the golden outputs at the bundle's device tolerance.
+
+    `transport_wrapper` wraps the serial transport (tests inject faults with it).
+    Usage: ``report = verify_on_board("kws.edgepack"); report.passed, report.instructions_per_inference``
+    """
+    t0 = time.perf_counter()
+    with _connect(bundle_path, board, port) as fb, Bundle.open(bundle_path) as bundle:
+        transport = fb.transport()
+        try:
+            session = open_session(bundle, fb, transport_wrapper(transport) if transport_wrapper else None)
+            inputs, want = bundle.golden()
+            got = session.run(inputs)
+            tol = session.tolerance
+            checks = [compare(t.name, got[t.name], want[t.name], float(tol.get("max_abs", 0)),
+                              float(tol.get("rtol", 0))) for t in session.outputs]
+            info = session.device.info
+            return BoardReport("device", int(next(iter(want.values())).shape[0]), checks, board=fb.board.name,
+                               clock_hz=info.clock_hz, emulated=fb.board.emulated, ticks=list(session.device.ticks),
+                               seconds=time.perf_counter() - t0)
+        finally:
+            transport.close()
+
+
+def run_golden(bundle_path: str | Path, progress: Callable[[str], None] | None = None
+               ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
+    """The device backend's outputs on the golden inputs, and what to record in its manifest entry.
+
+    QEMU boards run them now; a real board cannot be reached while packaging, so it returns (None, note)
+    and the bundle keeps the declared 0 LSB (the kernels are bit-exact by construction and on QEMU).
+    """
+    say = progress or (lambda msg: None)
+    with Bundle.open(bundle_path) as bundle:
+        spec = bundle_board(bundle.manifest)
+    if not spec.emulated:
+        return None, {"note": f"not run at packaging time ({spec.name} is a real board); 0 LSB is declared. "
+                              f"Check it with: edgepack verify BUNDLE --board {spec.name} --port PORT"}
+    say(f"running the golden pairs on {spec.name} (QEMU)")
+    t0 = time.perf_counter()
+    with flash(bundle_path, spec.name) as fb, Bundle.open(bundle_path) as bundle:
+        transport = fb.transport()
+        try:
+            session = open_session(bundle, fb, transport)
+            inputs, want = bundle.golden()
+            got = session.run(inputs)
+            ticks = list(session.device.ticks)
+            clock = session.device.info.clock_hz
+        finally:
+            transport.close()
+    for name, w in want.items():  # the kernels are integer-exact: any difference is a bug, not a tolerance
+        if w.dtype.kind in "iu" and not np.array_equal(got[name], w):
+            bad = np.flatnonzero((got[name] != w).reshape(len(w), -1).any(axis=1))
+            raise EdgepackError(f"the firmware on {spec.name} differs from the golden model on output {name!r} in "
+                                f"{len(bad)} of {len(w)} golden samples (first: sample {bad[0]})",
+                                hint="this is an edgepack kernel bug; please report it with the model, or leave "
+                                     "the device backend out with --backend reference")
+    median = int(statistics.median(ticks))
+    return got, {"measured": {
+        "board": spec.name, "samples": len(ticks), "ticks_per_inference": median,
+        "instructions_per_inference": round(median * 1e9 / clock),
+        "source": f"SysTick under qemu-system-arm -M {spec.qemu_machine} -icount shift=0",
+        "seconds": round(time.perf_counter() - t0, 2)}}
