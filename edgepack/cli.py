@@ -42,6 +42,9 @@ TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target to compil
 BackendOpt = Annotated[str | None, typer.Option(
     "--backend", "-b", help="Runtime backend: reference, litert or onnxruntime (default: the bundle's choice).")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the backend.")]
+AcceleratorOpt = Annotated[bool, typer.Option(
+    "--require-accelerator", help="Fail instead of falling back to the CPU when the accelerator (Edge TPU) is "
+                                  "missing.")]
 BoardOpt = Annotated[str | None, typer.Option(
     "--board", help="Board to build for or run on, e.g. qemu-mps2-an386 (emulated) or nucleo-l4r5zi; "
                     "see 'edgepack targets'.")]
@@ -77,6 +80,18 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Python warnings raised inside (e.g. an Edge TPU bundle falling back to the CPU) become `warning:` lines."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        _warn(str(w.message))
 
 
 def _progress(message: str) -> None:
@@ -207,7 +222,7 @@ def check(
                 layers=[dict(row, output_shape=list(graph.tensor(n.outputs[0]).shape))
                         for row, n in zip(layers, graph.nodes, strict=True)],
                 total_macs=sum(r["macs"] for r in layers), total_params=graph.param_count(),
-                target_issues=[{"node": i.node, "op": i.op, "reason": i.reason} for i in issues],
+                target_issues=[{"node": i.node, "op": i.op, "reason": i.reason, "fatal": i.fatal} for i in issues],
             )
             report["unsupported"] += [{"op": i.op, "count": 1, "first_node": i.node, "reason": i.reason,
                                        "supported": False} for i in issues if i.fatal]
@@ -237,6 +252,10 @@ def _print_check(report: dict[str, Any]) -> None:
         for o in report["ops"]:
             table.add_row(o["op"], str(o["count"]), "yes" if o["supported"] else "NO", o.get("reason") or "")
         out.print(table)
+    for note in report.get("target_issues", []):
+        if not note["fatal"]:
+            where = f"{note['op']} {note['node']}: " if note["node"] else ""
+            err.print(f"note ({report['target']}): {where}{note['reason']}", highlight=False, markup=False)
     for u in report["unsupported"]:
         err.print("[red]unsupported:[/red] " + escape(f"{u['op']} x{u['count']} (first: {u.get('first_node')}): "
                                                         f"{u['reason']}"))
@@ -361,6 +380,8 @@ def package(
         "--select", help="'fastest': time each backend on this host (Linux targets whose CPU is this host's) "
                          "and record the fastest verified one as the bundle's default.")] = None,
     threads: ThreadsOpt = None,
+    io_dtype: Annotated[str | None, typer.Option(
+        "--io-dtype", help="Edge TPU model input/output type: int8 (default) or uint8.")] = None,
     calib: CalibOpt = None,
     eval_data: EvalOpt = None,
     bits: BitsOpt = None,
@@ -393,13 +414,20 @@ def package(
     with _source_model(model, example_shape, jax_route) as source, \
             (_progress_bars() if options is not None else _nullbars()) as bars:
         result = run_package(source, output, target=target, golden=golden, golden_count=golden_count,
-                             backends=backend or None, board=board, progress=_progress, quantize=options,
+                             backends=backend or None, board=board, io_dtype=io_dtype, progress=_progress,
+                             quantize=options,
                              quant_progress=bars, warn=_warn)
     m = result.manifest
     if select == "fastest":
         from edgepack.targets.linux.select import select_and_record
 
         m = select_and_record(result.path, threads=threads, progress=_progress)
+    if m["target"] == "edgetpu":
+        from edgepack.targets.edgetpu.compile import package_message
+
+        message = package_message(result.path, m)
+        if message:
+            err.print(message, highlight=False, markup=False)
     if json_out:
         _print_json({"bundle": str(result.path), "manifest": m})
         return
@@ -474,6 +502,7 @@ def run(
     threads: ThreadsOpt = None,
     board: BoardOpt = None,
     port: PortOpt = None,
+    require_accelerator: AcceleratorOpt = False,
     dequantize: Annotated[bool, typer.Option(help="Dequantize integer outputs to real values.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -506,7 +535,8 @@ def run(
             err.print(f"[dim]{len(board_run.ticks)} invoke(s), median {int(np.median(board_run.ticks)):,} SysTick "
                       f"ticks at {board_run.clock_hz / 1e6:g} MHz[/dim]")
     else:
-        sess = rt.load(bundle, backend=backend, threads=threads)
+        with _warnings_to_stderr():
+            sess = rt.load(bundle, backend=backend, threads=threads, require_accelerator=require_accelerator)
         inputs = read_input_file(input, sess.inputs)
         results, where, ran = sess.run(inputs, dequantize=dequantize), f"backend {sess.backend}", {
             "backend": sess.backend}
@@ -538,6 +568,7 @@ def verify(
     threads: ThreadsOpt = None,
     board: BoardOpt = None,
     port: PortOpt = None,
+    require_accelerator: AcceleratorOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the bundle's golden inputs on each backend (or on a board) and compare with the golden outputs.
@@ -571,7 +602,8 @@ def verify(
     incompatible: dict[str, str] = {}
     for name in names:
         try:
-            sess = rt.load(bundle, backend=name, threads=threads)
+            with _warnings_to_stderr():
+                sess = rt.load(bundle, backend=name, threads=threads, require_accelerator=require_accelerator)
         except BundleIncompatibleError as exc:
             if backend:  # asked for by name: that is an error, not a skip
                 raise
@@ -663,6 +695,27 @@ def flash(
                 time.sleep(1)
         except KeyboardInterrupt:
             err.print("stopped")
+
+
+@app.command("compile-edgetpu")
+def compile_edgetpu(
+    bundle: Annotated[Path, typer.Argument(help="Bundle file packaged with --target edgetpu.")],
+    compiler: Annotated[str, typer.Option(help="The Edge TPU compiler command.")] = "edgetpu_compiler",
+    json_out: JsonOpt = False,
+) -> None:
+    """Compile an Edge TPU bundle's int8 model with edgetpu_compiler and add the result to the bundle.
+
+    For bundles packaged where the compiler was missing; run it where Coral's compiler is installed.
+
+    Example: edgepack compile-edgetpu kws_tpu.edgepack
+    """
+    from edgepack.targets.edgetpu.compile import compile_bundle
+
+    m = compile_bundle(bundle, compiler=compiler)
+    if json_out:
+        _print_json(m)
+        return
+    out.print(f"compiled {bundle} with {compiler}; artifacts: " + ", ".join(a["path"] for a in m["artifacts"]))
 
 
 @app.command()

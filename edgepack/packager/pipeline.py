@@ -100,7 +100,8 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
             golden: str | os.PathLike[str] | None = None, golden_count: int = golden_data.DEFAULT_COUNT,
             backends: list[str] | None = None, progress: Progress | None = None,
             quantize: QuantizeOptions | None = None, quant_progress: Callable[[str, int, int], None] | None = None,
-            warn: Callable[[str], None] | None = None, board: str | None = None) -> PackageResult:
+            warn: Callable[[str], None] | None = None, board: str | None = None,
+            io_dtype: str | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle `out` and verify every backend on the golden pairs.
 
     Usage: ``package("kws.tflite", "kws.edgepack", target="host")``;
@@ -125,6 +126,10 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
         quantized = quantize_model(graph, quantize, target=target, allowed=allowed, progress=quant_progress,
                                    warn=warn)
         graph = quantized.qgraph
+    if hasattr(tgt, "prepare"):  # a target's last rewrite of the graph, e.g. the Edge TPU's uint8 model I/O
+        graph = tgt.prepare(graph, {"io_dtype": io_dtype})
+    elif io_dtype is not None:
+        raise EdgepackError(f"--io-dtype does not apply to target {target}", hint="it is an edgetpu option")
     report = tgt.check(graph, board) if board is not None else tgt.check(graph)
     if not report.ok:
         first = next(i for i in report.issues if i.fatal)

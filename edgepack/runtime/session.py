@@ -50,13 +50,21 @@ class Session:
     of samples with one more leading axis. Float values given to an integer input are quantized.
     """
 
-    def __init__(self, bundle: Bundle, backend: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, bundle: Bundle, backend: str | None = None, threads: int | None = None,
+                 require_accelerator: bool = False) -> None:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = choose_backend(self.manifest, backend)
         self.tolerance: dict[str, Any] = self.manifest["backends"][self.backend].get("tolerance", {})
         artifact = self.manifest["backends"][self.backend].get("artifact")
-        self._impl = backend_module(self.backend).load(bundle, artifact, threads)
+        if require_accelerator:
+            if not getattr(backend_module(self.backend), "ACCELERATOR", False):
+                raise BackendUnavailableError(
+                    f"an accelerator is required, but backend {self.backend!r} runs on the CPU",
+                    hint="pick an accelerator backend (e.g. --backend edgetpu for an Edge TPU bundle)")
+            self._impl = backend_module(self.backend).load(bundle, artifact, threads, require_accelerator=True)
+        else:
+            self._impl = backend_module(self.backend).load(bundle, artifact, threads)
         self.inputs = [TensorInfo.from_manifest(s) for s in self.manifest["inputs"]]
         self.outputs = [TensorInfo.from_manifest(s) for s in self.manifest["outputs"]]
 
@@ -100,11 +108,12 @@ class Session:
         return out
 
 
-def load(path: str | os.PathLike[str], backend: str | None = None, threads: int | None = None) -> Session:
+def load(path: str | os.PathLike[str], backend: str | None = None, threads: int | None = None,
+         require_accelerator: bool = False) -> Session:
     """Open a bundle and bind it to a backend. Usage: ``sess = edgepack.runtime.load("kws.edgepack")``"""
     bundle = Bundle.open(path)
     try:
-        return Session(bundle, backend, threads)
+        return Session(bundle, backend, threads, require_accelerator)
     except BaseException:
         bundle.close()
         raise

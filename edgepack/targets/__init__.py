@@ -23,6 +23,7 @@ BUILTIN = {
     "rpi5": "edgepack.targets.linux:rpi5",
     "aarch64": "edgepack.targets.linux:aarch64",
     "x86-64": "edgepack.targets.linux:x86_64",
+    "edgetpu": "edgepack.targets.edgetpu:edgetpu",
 }
 
 

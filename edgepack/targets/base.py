@@ -68,6 +68,8 @@ class Target(Protocol):
     shared object for another CPU): `runs_on_host(backend) -> bool` (default True) and
     `run_golden(backend, bundle_path, progress) -> (outputs or None, manifest fields)`, which the
     pipeline calls instead of a host Session to verify such a backend on the golden pairs.
+    `prepare(graph, options) -> Graph` (optional) is the target's last rewrite of the graph before
+    `check`/`compile` (e.g. the Edge TPU's uint8 model I/O).
     """
 
     name: str

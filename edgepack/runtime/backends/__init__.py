@@ -17,6 +17,7 @@ from edgepack.errors import EdgepackError
 # name -> module; the order is the fallback order when a bundle's default backend is unavailable.
 BACKENDS = {
     "litert": "edgepack.runtime.backends.litert",
+    "edgetpu": "edgepack.runtime.backends.edgetpu",
     "onnxruntime": "edgepack.runtime.backends.onnxruntime",
     "tvm": "edgepack.runtime.backends.tvm",
     "reference": "edgepack.runtime.backends.reference",
