@@ -8,7 +8,8 @@ PYTHON      ?= python3
 PY          := $(VENV)/bin/python
 EDGEPACK    := $(VENV)/bin/edgepack
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
-                gcc-aarch64-linux-gnu qemu-user-static openssh-server cmake
+                gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static openssh-server cmake \
+                yosys nextpnr-ice40 fpga-icestorm iverilog
 DEMO_DIR    := build/digits
 MLP_DIR     := build/digits_mlp
 
@@ -30,7 +31,7 @@ apt:
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else \
-		echo "edgepack's Cortex-M tools are missing; install them with:"; \
+		echo "edgepack's cross compilers, emulators and FPGA tools are missing; install them with:"; \
 		echo "  sudo apt-get install -y$$missing"; \
 		echo "(continuing: tests that need them are skipped with a reason)"; \
 	fi

@@ -18,7 +18,7 @@ def choose_backend(manifest: dict[str, Any], requested: str | None) -> str:
     """The backend to use: the requested one, else the bundle's default, else the first available.
 
     Fallback order when the default's library is missing: the bundle's other backends in the
-    order of `edgepack.runtime.backends.BACKENDS` (litert, onnxruntime, reference).
+    order of `edgepack.runtime.backends.BACKENDS` (litert, edgetpu, onnxruntime, tvm, reference).
     """
     offered = manifest.get("backends", {})
     if requested is not None:

@@ -85,7 +85,7 @@ def test_selection_refuses_a_foreign_cpu(tmp_path: Path) -> None:
 
 
 def test_runtime_falls_back_when_the_recorded_default_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert list(BACKENDS)[:4] == ["litert", "onnxruntime", "tvm", "reference"]
+    assert list(BACKENDS)[:5] == ["litert", "edgetpu", "onnxruntime", "tvm", "reference"]
     manifest = {"backends": {"tvm": {}, "onnxruntime": {}, "litert": {}, "reference": {}}, "default_backend": "tvm"}
     assert choose_backend(manifest, None) == "tvm"
     monkeypatch.setattr(tvm_backend, "available", lambda: False)
