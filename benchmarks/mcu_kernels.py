@@ -13,7 +13,11 @@ Guard against miscompiles: the same program built for the host (gcc, EP_EMULATE_
 DSP code paths) must print the same hash of the arena and output after every layer, and the final
 output must equal the golden interpreter's.
 
-Usage: python benchmarks/mcu_kernels.py [--models kws ad] [--kernels DIR] [--out benchmarks/results/mcu_kernels.json]
+kws_w4 is KWS quantized here from the float ONNX with int4 weights in every layer (`--bits int4`; 100 KWS
+calibration inputs, deterministic): the benchmark of the int4-weight kernels.
+
+Usage: python benchmarks/mcu_kernels.py [--models kws ad kws_w4] [--kernels DIR]
+                                        [--out benchmarks/results/mcu_kernels.json]
 (--kernels measures another copy of edgepack/targets/mcu/kernels, e.g. an older commit's.)
 """
 
@@ -50,7 +54,10 @@ ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d1
 HOST_FLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-DEP_EMULATE_DSP"]
 QEMU_FLAGS = ["-M", MACHINE, "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none",
               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0"]
-MODELS = {"kws": "kws_ref_model.tflite", "ad": "ad01_int8.tflite"}
+MODELS = {"kws": "kws_ref_model.tflite", "ad": "ad01_int8.tflite", "kws_w4": "kws_ref_model_float.onnx"}
+# Models quantized here from a float model (edgepack.quantize, 100 KWS calibration inputs): name -> QuantConfig
+# keyword arguments. kws_w4: every layer w4a8 (`--bits int4`), the int4-weight kernels' benchmark.
+QUANTIZED = {"kws_w4": {"w_bits": 4}}
 # Reference figures from the cortex-m issue (instructions per MAC on Cortex-M4, KWS).
 REFERENCE = {"kws": {"tflm_reference": 16.2, "tflm_cmsis_nn": 2.90, "goal": 1.5}}
 
@@ -72,7 +79,7 @@ def macs_of(graph: Graph, call: Call) -> int:
 
 def model_input(name: str, graph: Graph) -> dict[str, np.ndarray]:
     """One input per graph input: the first EEMBC KWS test input, or seeded random bytes."""
-    if name == "kws":
+    if name.startswith("kws"):
         x = np.load(SHARED / "data" / "kws01_test.npz")["x_int8"][0]
         return {graph.inputs[0]: x.reshape(graph.tensor(graph.inputs[0]).shape).astype(np.int8)}
     rng = np.random.default_rng(0)
@@ -169,8 +176,11 @@ def tool_version(cmd: list[str]) -> str:
 def bench_model(name: str, kernels: Path, work: Path) -> dict:
     """Build, run on QEMU and on the host, check, and return this model's record."""
     path = SHARED / "models" / MODELS[name]
-    graph = from_tflite(path)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    if name in QUANTIZED:
+        graph, sha = quantized_model(name, path, work)
+    else:
+        graph = from_tflite(path)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
     calls = [c for c in lower(graph, CPU) if not c.is_alias]
     inputs = model_input(name, graph)
     dest = work / name
@@ -213,6 +223,23 @@ def bench_model(name: str, kernels: Path, work: Path) -> dict:
             "model_const_bytes": rodata, "arena_bytes": arena_bytes(dest),
             "outputs_match": "qemu == host (per-layer arena hashes) == golden interpreter",
             "reference": REFERENCE.get(name, {})}
+
+
+def quantized_model(name: str, path: Path, work: Path) -> tuple[Graph, str]:
+    """The float model quantized by edgepack with QUANTIZED[name] (deterministic: fixed calibration inputs);
+    the sha256 is that of the quantized model as TFLite."""
+    from edgepack.ir.loader import load_model
+    from edgepack.ir.tflite_export import to_tflite
+    from edgepack.quantize.quantizer import quantize_graph
+    from edgepack.quantize.scheme import QuantConfig
+
+    graph = load_model(path)
+    calib = np.load(SHARED / "data" / "kws01_test.npz")["x_float"][:100]
+    calib = calib.reshape(-1, *graph.tensor(graph.inputs[0]).shape[1:])
+    blob = to_tflite(quantize_graph(graph, {graph.inputs[0]: calib}, QuantConfig(**QUANTIZED[name])))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / f"{name}.tflite").write_bytes(blob)
+    return from_tflite(work / f"{name}.tflite"), hashlib.sha256(blob).hexdigest()
 
 
 def arena_bytes(dest: Path) -> int:

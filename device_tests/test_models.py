@@ -21,7 +21,6 @@ import pytest
 from targets.mcu.test_kernels_support import act, bias, weights
 
 import edgepack.runtime as rt
-from edgepack.errors import EdgepackError
 from edgepack.ir.graph import Graph, Node
 from edgepack.ir.ops import Op
 from edgepack.ir.tflite_export import to_tflite
@@ -154,15 +153,17 @@ def test_kws_with_int4_layers_bit_exact(tmp_path: Path) -> None:
     assert widths == {4, 8}
 
 
-@pytest.mark.board("qemu-mps2-an386")
-@pytest.mark.xfail(strict=True, raises=EdgepackError,
-                   reason="the kernel library has no QUANTIZE (int8 <-> int16 requantize) kernel yet, which the "
-                          "quantizer inserts between w8a8 and w8a16 layers; remove this mark when it lands")
-def test_kws_with_int4_and_int16_layers_bit_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("board", BOARD_PARAMS)
+def test_kws_with_int4_and_int16_layers_bit_exact(board: str, tmp_path: Path) -> None:
+    """The quantizer puts QUANTIZE (int8 <-> int16 requantize) nodes between the a8 and a16 layers."""
     model = quantized_kws(tmp_path / "kws_mixed.tflite", {1: (4, 8), 2: (4, 8), 5: (8, 16), 6: (8, 16), 7: (8, 16)})
-    bundle = package_for("qemu-mps2-an386", model, tmp_path / "kws_mixed.edgepack", golden_count=30)
-    report = verify_on_board(bundle)
+    bundle = package_for(board, model, tmp_path / "kws_mixed.edgepack", golden_count=30)
+    report = verify_on_board(bundle, board)
     assert report.passed and report.samples == 30
+    layers = manifest_of(bundle)["layers"]
+    assert sum(row["op"] == "QUANTIZE" for row in layers) == 2, layers
+    assert {(row["weight_bits"], row["activation_bits"]) for row in layers if row["weight_bits"]} == \
+        {(4, 8), (8, 8), (8, 16)}
 
 
 @pytest.mark.board("qemu-mps3-an547")

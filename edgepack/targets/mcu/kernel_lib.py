@@ -8,6 +8,7 @@ fails the kernel tests. Usage: `sources_for(["ep_fc_s8"])`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 KERNEL_DIR = Path(__file__).with_name("kernels")
 
 # Headers every kernel build needs.
-HEADERS = ("ep_common.h", "ep_kernels.h", "ep_gemm_s8.h", "ep_gemm_w16.h", "ep_pool_s8_common.h")
+HEADERS = ("ep_common.h", "ep_kernels.h", "ep_gemm_s8.h", "ep_gemm_w16.h", "ep_gemm_w4.h", "ep_pool_s8_common.h")
 # Sources every kernel build links (fixed-point helpers are small and shared).
 COMMON_SOURCES = ("ep_fixedpoint.c",)
 
@@ -41,6 +42,8 @@ STRUCTS: dict[str, list[tuple[str, str]]] = {
                             ("diff_min", "int32_t")],
     "ep_sigmoid_params_t": [("input_zp", "int32_t"), ("input_multiplier", "int32_t"),
                             ("input_left_shift", "int32_t"), ("input_radius", "int32_t")],
+    "ep_requantize_params_t": [("input_zp", "int32_t"), ("output_zp", "int32_t"), ("multiplier", "int32_t"),
+                               ("shift", "int32_t"), ("act_min", "int32_t"), ("act_max", "int32_t")],
     "ep_pad_params_t": [("before", "int32_t[4]"), ("value", "int32_t")],
     "ep_concat_params_t": [("outer", "int32_t"), ("count", "int32_t"), ("inner_bytes", "const int32_t *")],
 }
@@ -54,7 +57,8 @@ KERNEL_SOURCES: dict[str, str] = {
     "ep_conv2d_s8_w16": "ep_conv2d_s8_w16.c",
     "ep_conv2d_1x1_s8_w16": "ep_conv2d_s8_w16.c",
     "ep_conv2d_s8_w4": "ep_conv2d_s8_w4.c",
-    "ep_dwconv2d_s8_w4": "ep_dwconv2d_s8_w4.c",
+    "ep_conv2d_1x1_s8_w4": "ep_conv2d_s8_w4.c",
+    "ep_dwconv2d_s8_w4": "ep_dwconv2d_s8.c",
     "ep_fc_s8_w4": "ep_fc_s8_w4.c",
     "ep_conv2d_s16": "ep_conv2d_s16.c",
     "ep_dwconv2d_s16": "ep_dwconv2d_s16.c",
@@ -67,6 +71,12 @@ KERNEL_SOURCES: dict[str, str] = {
     "ep_softmax_s8": "ep_softmax_s8.c",
     "ep_logistic_s8": "ep_logistic_s8.c",
     "ep_tanh_s8": "ep_logistic_s8.c",
+    "ep_requantize_s8_s8": "ep_requantize_s8_s16.c",
+    "ep_requantize_s8_s16": "ep_requantize_s8_s16.c",
+    "ep_requantize_s16_s8": "ep_requantize_s8_s16.c",
+    "ep_requantize_s16_s16": "ep_requantize_s8_s16.c",
+    "ep_clamp_s8": "ep_requantize_s8_s16.c",
+    "ep_clamp_s16": "ep_requantize_s8_s16.c",
     "ep_pad_s8": "ep_pad_s8.c",
     "ep_concat": "ep_concat.c",
 }
@@ -99,6 +109,10 @@ def _round4(n: int) -> int:
     return (n + 3) & ~3
 
 
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
 def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, dsp: bool,
                   out_dims: tuple[int, int, int, int] | None = None, conv: dict[str, int] | None = None) -> int:
     """Python twin of `<kernel>_scratch_bytes(...)` for a build with (dsp) or without DSP.
@@ -110,13 +124,34 @@ def scratch_bytes(kernel: str, filter_dims: tuple[int, int, int, int] | None, ds
         assert filter_dims is not None
         _, kh, kw, cin = filter_dims
         return 2 * 4 * _round4(kh * kw * cin)  # one int16 panel of 4 rows (kernels/ep_gemm_s8.h, ep_gemm_w16.h)
-    if kernel == "ep_dwconv2d_s8" and dsp:
+    if kernel in ("ep_conv2d_s8_w4", "ep_conv2d_1x1_s8_w4") and dsp:
+        assert filter_dims is not None
+        # one 4-row int16 panel (kernels/ep_gemm_w4.h); the im2col kernel also gathers one int8 row
+        return (2 * 4 + (kernel == "ep_conv2d_s8_w4")) * _round8(math.prod(filter_dims[1:]))
+    if kernel == "ep_fc_s8_w4" and dsp:
+        assert filter_dims is not None
+        return 2 * _round8(math.prod(filter_dims[1:]))  # one int16 row (kernels/ep_gemm_w4.h)
+    if kernel in ("ep_dwconv2d_s8", "ep_dwconv2d_s8_w4") and dsp:
         assert filter_dims is not None and out_dims is not None and conv is not None
         plane = (filter_dims[1:3] == (3, 3) and conv["stride_h"] == conv["stride_w"] == 1
                  and conv["dilation_h"] == conv["dilation_w"] == 1 and conv["depth_multiplier"] == 1)
         # one int16 input plane, column-major: round_up(OH, 4) + 2 rows by OW + 2 columns
         return 2 * (_round4(out_dims[1]) + 2) * (out_dims[2] + 2) if plane else 0
     return 0
+
+
+def pack_w4_rows(w2d: np.ndarray) -> np.ndarray:
+    """int4 weights [outs, depth] (int8 values in [-8, 7]) as the *_w4 linear kernels' table
+    (kernels/ep_gemm_w4.h): two per byte, element 2k of a row in the low nibble, each row starting on a
+    byte boundary (a zero nibble pads odd rows). For an even depth this is TFLite's flat packing."""
+    w = np.asarray(w2d, np.int64)
+    if w.size and (w.min() < -8 or w.max() > 7):
+        raise ValueError("int4 weights hold values outside [-8, 7]")
+    outs, depth = w.shape
+    if depth % 2:
+        w = np.concatenate([w, np.zeros((outs, 1), np.int64)], axis=1)
+    nib = w.reshape(outs, -1, 2) & 0xF
+    return (nib[:, :, 0] | (nib[:, :, 1] << 4)).astype(np.uint8).ravel().view(np.int8)
 
 
 def w16_weight_index(o: np.ndarray, k: np.ndarray, dpad: int) -> np.ndarray:

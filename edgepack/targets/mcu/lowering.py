@@ -6,11 +6,13 @@ says which tensors it reads and writes. Every number comes from the golden inter
 step (`edgepack.ir.reference.prepare_all`): multipliers, shifts, zero points and clamp ranges are
 read, never recomputed. The only transformations made here are exact ones:
 
-- weights are packed two per byte for int4 (low nibble first, TFLite order);
+- weights are packed two per byte for int4 (low nibble first, TFLite order); for the CONV_2D and
+  FULLY_CONNECTED int4 kernels each output channel's row starts on a byte boundary (kernel_lib.pack_w4_rows:
+  a zero nibble pads odd rows, otherwise TFLite's packing), never widened;
 - on cores with the DSP extension, int8 CONV_2D weights are pre-widened to int16 and reordered for
   the ep_conv2d_s8_w16 / ep_conv2d_1x1_s8_w16 GEMM core (kernel_lib.pack_w16; twice the flash);
 - fully connected layers and 1x1 stride-1 unpadded convolutions (run as matrix products by
-  ep_conv2d_1x1_s8, or ep_fc_s8_w4 for int4 weights) get the
+  ep_conv2d_1x1_s8, or ep_conv2d_1x1_s8_w4 / ep_fc_s8_w4 for int4 weights) get the
   input offset folded into the bias: bias_eff[o] = bias[o] - input_zp * sum(w[o]), exact in int32;
 - RESHAPE becomes an alias (no call) that the memory planner resolves.
 
@@ -26,11 +28,17 @@ from typing import Any
 import numpy as np
 
 from edgepack.errors import UnsupportedOpsError
-from edgepack.ir.graph import Graph, Tensor
+from edgepack.ir.graph import INT_RANGES, Graph, Tensor
 from edgepack.ir.ops import Activation, Op
 from edgepack.ir.reference import prepare_all
 from edgepack.ir.reference.prepare import NodeContext, scalar_quant
-from edgepack.targets.mcu.kernel_lib import CPU_DSP, pack_w16, scratch_bytes
+from edgepack.targets.mcu.kernel_lib import CPU_DSP, pack_w4_rows, pack_w16, scratch_bytes
+
+# Graph edges stay integer on the device: a float32 output (DEQUANTIZE) or input (QUANTIZE from float32) is
+# converted by the host, with the scale and zero point model.h states (EDGEPACK_OUTPUTk_SCALE / _ZERO_POINT).
+DEQUANTIZE_REASON = ("DEQUANTIZE (a float32 graph output) is not run on cortex-m: keep integer graph outputs "
+                     "(QuantConfig io='int8', the default) and dequantize on the host with the output's scale and "
+                     "zero point (model.h EDGEPACK_OUTPUTk_SCALE / EDGEPACK_OUTPUTk_ZERO_POINT)")
 
 
 class LoweringError(Exception):
@@ -134,6 +142,14 @@ def pack_int4(values: np.ndarray) -> np.ndarray:
     return ((nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)).view(np.int8)
 
 
+def _pack_w4_rows(w2d: np.ndarray) -> np.ndarray:
+    """kernel_lib.pack_w4_rows with the lowering's error."""
+    try:
+        return pack_w4_rows(w2d)
+    except ValueError as exc:
+        raise LoweringError(str(exc)) from None
+
+
 def _dims_struct(name: str, dims: list[int]) -> Struct:
     return Struct(name, "ep_dims_t", dict(zip("nhwc", (int(d) for d in dims), strict=True)))
 
@@ -159,6 +175,8 @@ class _Lowerer:
 
     def lower(self, index: int, ctx: NodeContext) -> Call:
         node = ctx.node
+        if not ctx.quantized and node.op is Op.DEQUANTIZE:
+            raise LoweringError(DEQUANTIZE_REASON)
         if not ctx.quantized:
             raise LoweringError("float ops are not supported on cortex-m; quantize the model first")
         method = getattr(self, node.op.value, None)
@@ -196,8 +214,11 @@ class _Lowerer:
             "multiplier": tm, "shift": ts})
         return q, [tm, ts]
 
-    def _weights(self, p: str, w: Tensor, four_bit: bool) -> Table:
+    def _weights(self, p: str, w: Tensor, four_bit: bool, rows: bool = False) -> Table:
+        """int8 weights as stored, int4 packed flat (TFLite order) or per output-channel row (`rows`)."""
         data = np.asarray(w.data)
+        if four_bit and rows:
+            return Table(p + "weights", "int8_t", _pack_w4_rows(data.reshape(data.shape[0], -1)))
         return Table(p + "weights", "int8_t", pack_int4(data) if four_bit else data.astype(np.int8).ravel())
 
     def _check_weights(self, ctx: NodeContext, w: Tensor) -> bool:
@@ -248,7 +269,7 @@ class _Lowerer:
                      and x.shape[1:3] == ctx.out.shape[1:3])
         if pointwise and not ctx.data["wide"]:
             rows = x.size // x.shape[3]
-            kernel = "ep_fc_s8_w4" if four else ("ep_conv2d_1x1_s8_w16" if self.dsp else "ep_conv2d_1x1_s8")
+            kernel = "ep_conv2d_1x1_s8_w4" if four else ("ep_conv2d_1x1_s8_w16" if self.dsp else "ep_conv2d_1x1_s8")
             return self._fc(index, ctx, p, rows, x.shape[3], w.shape[0], four, kernel)
         suffix = "_s16" if ctx.data["wide"] else ("_s8_w4" if four else ("_s8_w16" if self.dsp else "_s8"))
         kernel = "ep_conv2d" + suffix
@@ -272,7 +293,7 @@ class _Lowerer:
         quant, _ = self._quant(p, ctx, ctx.data["multiplier"], ctx.data["shift"], ctx.data["in_zp"])
         fdims = list(w.shape)
         table = Table(p + "weights", "int16_t", pack_w16(np.asarray(w.data).reshape(w.shape[0], -1))) \
-            if kernel.endswith("_w16") else self._weights(p, w, four)
+            if kernel.endswith("_w16") else self._weights(p, w, four, rows=kernel == "ep_conv2d_s8_w4")
         args: list[Arg] = [conv, quant, _dims_struct(p + "in", dims4(x.shape)), Buffer(ctx.node.inputs[0]),
                            _dims_struct(p + "filter", fdims), table,
                            self._bias(p, ctx, channels, ctx.data["wide"]),
@@ -290,7 +311,7 @@ class _Lowerer:
     def _fc_weights(p: str, w2d: np.ndarray, four: bool, kernel: str) -> Table:
         if kernel.endswith("_w16"):
             return Table(p + "weights", "int16_t", pack_w16(w2d))
-        return Table(p + "weights", "int8_t", pack_int4(w2d) if four else w2d.astype(np.int8).ravel())
+        return Table(p + "weights", "int8_t", _pack_w4_rows(w2d) if four else w2d.astype(np.int8).ravel())
 
     def _fc(self, index: int, ctx: NodeContext, p: str, rows: int, depth: int, outs: int, four: bool,
             kernel: str | None = None) -> Call:
@@ -369,6 +390,46 @@ class _Lowerer:
 
     def TANH(self, index: int, ctx: NodeContext, p: str) -> Call:
         return self._sigmoid(index, ctx, p, "ep_tanh_s8")
+
+    # ---- requantization and standalone activations (ep_requantize_s8_s16.c) ----
+
+    def _rescale(self, index: int, ctx: NodeContext, p: str, m: tuple[int, int] | None, act: tuple[int, int]) -> Call:
+        """out = clamp(requantize(x - zi, m) + zo, act) as ep_requantize_<in>_<out>; m None: a clamp."""
+        x = ctx.ins[0]
+        assert x is not None
+        short = {"int8": "s8", "int16": "s16"}
+        src, dst = short.get(x.dtype), short.get(ctx.out.dtype)
+        if src is None or dst is None:
+            raise LoweringError(f"{ctx.node.op.value} from {x.dtype} to {ctx.out.dtype} is not supported "
+                                "(int8 and int16 only)")
+        lo, hi = (int(v) for v in act)
+        io = [Int(ctx.out.size), Buffer(ctx.node.inputs[0]), Buffer(ctx.node.outputs[0])]
+        if m is None:  # RELU6: TFLM clamps in the input quantization
+            if src != dst:
+                raise LoweringError("RELU6 with different input and output dtypes is not supported")
+            return self._unary(index, ctx, f"ep_clamp_{dst}", [Int(lo), Int(hi), *io], in_place=True)
+        mult, shift = (int(v) for v in m)
+        if not (mult == 0 or 2**30 <= mult < 2**31) or not -31 <= shift <= 30:
+            raise LoweringError(f"input/output scale ratio out of range (multiplier {mult}, shift {shift})")
+        params = Struct(p + "requant", "ep_requantize_params_t", {
+            "input_zp": int(ctx.data["zi"]), "output_zp": int(ctx.data["zo"]), "multiplier": mult, "shift": shift,
+            "act_min": lo, "act_max": hi})
+        return self._unary(index, ctx, f"ep_requantize_{src}_{dst}", [params, *io], in_place=src == dst)
+
+    def QUANTIZE(self, index: int, ctx: NodeContext, p: str) -> Call:
+        x = ctx.ins[0]
+        assert x is not None
+        if x.dtype == "float32":
+            raise LoweringError("QUANTIZE of a float32 tensor (a float32 graph input) is not run on cortex-m: keep "
+                                "integer graph inputs (QuantConfig io='int8', the default) and quantize on the "
+                                "host with the input's scale and zero point (model.h EDGEPACK_INPUTk_SCALE / "
+                                "EDGEPACK_INPUTk_ZERO_POINT)")
+        return self._rescale(index, ctx, p, ctx.data["m"], INT_RANGES[ctx.out.dtype])
+
+    def _clip(self, index: int, ctx: NodeContext, p: str) -> Call:
+        return self._rescale(index, ctx, p, ctx.data["m"], ctx.data["act"])
+
+    RELU = RELU6 = CLIP = _clip
 
     # ---- pooling and reductions ----
 

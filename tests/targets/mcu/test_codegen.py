@@ -191,8 +191,38 @@ def two_io_graph(rng: np.random.Generator) -> Graph:
     return Graph("two_io", tensors, nodes, ["a", "b", "x16"], ["s", "y16"])
 
 
+def mixed_width_graph(rng: np.random.Generator) -> Graph:
+    """int8 -> QUANTIZE -> int16 FC -> RELU6 (int16, in place) -> QUANTIZE -> int8 -> CLIP -> int4 1x1 conv
+    and int4 FC: the requantize kernels between widths, as the quantizer emits them, in generated C."""
+    x = act("x", (1, 4, 3, 8), "int8", rng)
+    x16 = act("x16", (1, 4, 3, 8), "int16", rng)
+    w16 = weights("w16", (10, 8), 0, rng)
+    b16 = bias("b16", 10, rng, wide=True)
+    f16 = act("f16", (12, 10), "int16", rng)
+    f16r = act("f16r", (12, 10), "int16", rng, f16.quant)
+    q8, c8 = act("q8", (12, 10), "int8", rng), act("c8", (12, 10), "int8", rng)
+    c8r = act("c8r", (1, 4, 3, 10), "int8", rng, c8.quant)
+    w4, b4 = weights("w4", (6, 1, 1, 10), 0, rng, bits=4), bias("b4", 6, rng)
+    y = act("y", (1, 4, 3, 6), "int8", rng)
+    wf, bf = weights("wf", (3, 72), 0, rng, bits=4), bias("bf", 3, rng)
+    wf.quant.scale, wf.quant.zero_point, wf.quant.axis = wf.quant.scale[:1].copy(), np.zeros(1, np.int64), None
+    yf, z = act("yf", (1, 72), "int8", rng, y.quant), act("z", (1, 3), "int8", rng)
+    conv = {"strides": [1, 1], "dilations": [1, 1], "pads": [0, 0, 0, 0], "activation": "RELU"}
+    nodes = [Node(Op.QUANTIZE, "to16", ["x"], ["x16"]),
+             Node(Op.FULLY_CONNECTED, "fc16", ["x16", "w16", "b16"], ["f16"], {"activation": "NONE"}),
+             Node(Op.RELU6, "relu6", ["f16"], ["f16r"]),
+             Node(Op.QUANTIZE, "to8", ["f16r"], ["q8"]),
+             Node(Op.CLIP, "clip", ["q8"], ["c8"], {"min": -0.5, "max": 2.0}),
+             Node(Op.RESHAPE, "image", ["c8"], ["c8r"]),
+             Node(Op.CONV_2D, "pw4", ["c8r", "w4", "b4"], ["y"], conv),
+             Node(Op.RESHAPE, "flat", ["y"], ["yf"]),
+             Node(Op.FULLY_CONNECTED, "fc4", ["yf", "wf", "bf"], ["z"], {"activation": "NONE"})]
+    tensors = {t.name: t for t in (x, x16, w16, b16, f16, f16r, q8, c8, c8r, w4, b4, y, wf, bf, yf, z)}
+    return Graph("mixed", tensors, nodes, ["x"], ["z"])
+
+
 @needs_gcc
-@pytest.mark.parametrize("builder", [small_graph, two_io_graph])
+@pytest.mark.parametrize("builder", [small_graph, two_io_graph, mixed_width_graph])
 @pytest.mark.parametrize("dsp", [False, True], ids=["portable", "dsp-emulated"])
 def test_small_graphs_bit_exact(builder, tmp_path, dsp):
     rng = np.random.default_rng(7)
@@ -248,8 +278,9 @@ def test_generated_c_is_data_plus_calls(tmp_path):
         assert f"#define {macro} " in h, macro
     assert "int edgepack_model_run(const void *input, void *output);" in h
     assert f'#define EDGEPACK_MODEL_SHA256 "{"ab" * 32}"' in h
-    # int4 weights are packed two per byte: 8*3*3*3 = 216 values -> 108 bytes
-    assert "static const int8_t l00_weights[108]" in c
+    # int4 weights are packed two per byte, each channel's row on a byte boundary: 8 rows of 3*3*3 = 27
+    # values -> 8 * 14 = 112 bytes (108 packed flat; a zero nibble pads each odd row)
+    assert "static const int8_t l00_weights[112]" in c
     assert "ep_conv2d_s8_w4.c" in required_sources(graph, "cortex-m4")
 
 

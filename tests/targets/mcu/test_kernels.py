@@ -25,7 +25,7 @@ from test_kernels_support import (
 from edgepack.ir.graph import QuantParams, Tensor
 from edgepack.ir.ops import Op
 from edgepack.targets.mcu import kernel_lib
-from edgepack.targets.mcu.lowering import pack_int4
+from edgepack.targets.mcu.lowering import Table, lower, pack_int4
 
 pytestmark = pytest.mark.skipif(not have_gcc(), reason="needs a host gcc to build the kernel library")
 
@@ -84,6 +84,8 @@ CONV_CASES = [
     dict(cin=6, cout=7, hw=(9, 8), k=(3, 2), stride=(2, 1), dil=(2, 1), pads=(0, 1, 2, 0)),
     dict(cin=16, cout=9, hw=(5, 5), k=(1, 1), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0)),  # pointwise -> fc
     dict(cin=13, cout=3, hw=(4, 3), k=(1, 1), stride=(2, 2), dil=(1, 1), pads=(0, 0, 0, 0)),
+    dict(cin=8, cout=6, hw=(5, 6), k=(3, 3), stride=(1, 2), dil=(1, 1), pads=(1, 1, 1, 2)),  # whole depth groups
+    dict(cin=3, cout=5, hw=(7, 7), k=(2, 3), stride=(1, 1), dil=(2, 2), pads=(1, 2, 0, 1)),  # dilation_w 2
 ]
 
 
@@ -112,6 +114,7 @@ DW_CASES = [
     dict(c=2, mult=1, hw=(8, 3), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),
     dict(c=3, mult=2, hw=(6, 7), k=(3, 2), stride=(2, 1), dil=(1, 2), pads=(0, 1, 1, 1)),
     dict(c=5, mult=3, hw=(4, 4), k=(2, 2), stride=(2, 2), dil=(1, 1), pads=(0, 0, 0, 0)),
+    dict(c=3, mult=1, hw=(10, 9), k=(9, 9), stride=(1, 1), dil=(1, 1), pads=(4, 4, 4, 4)),  # > 64 taps
 ]
 
 
@@ -260,7 +263,8 @@ def test_int4_packing_order():
     assert packed.view(np.uint8).tolist() == [0xF1, 0x78, 0x03]
 
 
-@pytest.mark.parametrize("kernel", ["ep_conv2d_s8", "ep_conv2d_s8_w4", "ep_fc_s8", "ep_conv2d_1x1_s8", "ep_conv2d_s16"])
+@pytest.mark.parametrize("kernel", ["ep_conv2d_s8", "ep_conv2d_s8_w4", "ep_conv2d_1x1_s8_w4", "ep_fc_s8_w4", "ep_fc_s8",
+                                    "ep_conv2d_1x1_s8", "ep_conv2d_s16"])
 def test_scratch_twin_matches_c(lib, kernel):
     """The Python twin of *_scratch_bytes() equals the C function in both builds."""
     dims_cls = struct_class("ep_dims_t")
@@ -274,7 +278,12 @@ def test_scratch_twin_matches_c(lib, kernel):
 def test_dwconv_scratch_twin_matches_c(lib):
     """ep_dwconv2d_s8_scratch_bytes(conv, filter_dims, out_dims) and its Python twin agree."""
     dims_cls, conv_cls = struct_class("ep_dims_t"), struct_class("ep_conv_params_t")
-    fn = lib[0].ep_dwconv2d_s8_scratch_bytes
+    for kernel in ("ep_dwconv2d_s8", "ep_dwconv2d_s8_w4"):
+        _check_dw_twin(lib, kernel, dims_cls, conv_cls)
+
+
+def _check_dw_twin(lib, kernel, dims_cls, conv_cls):
+    fn = getattr(lib[0], f"{kernel}_scratch_bytes")
     fn.restype, fn.argtypes = ctypes.c_int32, [ctypes.c_void_p] * 3
     names = [f for f, _ in kernel_lib.STRUCTS["ep_conv_params_t"]]
     for fdims, odims, conv in [((1, 3, 3, 64), (1, 25, 5, 64), (1, 1, 1, 1, 1, 1, 1)),
@@ -283,7 +292,7 @@ def test_dwconv_scratch_twin_matches_c(lib):
                                ((1, 3, 2, 6), (1, 4, 4, 6), (1, 1, 1, 1, 0, 0, 1)),
                                ((1, 3, 3, 6), (1, 4, 4, 6), (1, 1, 1, 1, 0, 0, 2))]:
         f, o, c = dims_cls(*fdims), dims_cls(*odims), conv_cls(*conv)
-        want = kernel_lib.scratch_bytes("ep_dwconv2d_s8", fdims, lib[1], odims, dict(zip(names, conv, strict=True)))
+        want = kernel_lib.scratch_bytes(kernel, fdims, lib[1], odims, dict(zip(names, conv, strict=True)))
         assert fn(ctypes.addressof(c), ctypes.addressof(f), ctypes.addressof(o)) == want, (fdims, odims, conv)
 
 
@@ -366,7 +375,6 @@ def test_conv2d_int8_weight_kernels(lib, case):
     the Cortex-M4 lowering now picks their *_w16 twins: the same calls with the int8 tables swapped in."""
     from test_kernels_support import HostRunner
 
-    from edgepack.targets.mcu.lowering import Table, lower
     rng = np.random.default_rng(1500 + case)
     for i, act_name in enumerate(ACTS):
         g = conv_graph(rng, **CONV_CASES[case], act_name=act_name, bias_on=i != 1)
@@ -391,3 +399,106 @@ def test_pack_w16_layout():
     assert t[8:16].tolist() == [4, 0, 9, 0, 0, 0, 0, 0]
     # pair 1: channel 2 and the zero pad channel
     assert t[16:24].tolist() == [10, 12, 0, 0, 11, 13, 0, 0]
+
+
+RESCALE_DTYPES = [("int8", "int8"), ("int8", "int16"), ("int16", "int8"), ("int16", "int16")]
+
+
+def _rescale_inputs(dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random values with both ends of the dtype's range included."""
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    x = rng.integers(lo, hi + 1, size=shape).astype(dtype)
+    x.ravel()[:4] = [lo, hi, 0, -1]
+    return {"x": x}
+
+
+@pytest.mark.parametrize(("src", "dst"), RESCALE_DTYPES, ids=[f"{a}-{b}" for a, b in RESCALE_DTYPES])
+def test_quantize_int_to_int(lib, src, dst):
+    """QUANTIZE int -> int (TFLM Requantize) in all four directions: random scales and zero points (also
+    non-zero int16 ones), equal scales, and ratios that saturate or round everything to the zero point."""
+    rng = np.random.default_rng(1600 + 10 * len(src) + len(dst))
+    for i in range(8):
+        qi, qo = rand_quant(rng, src), rand_quant(rng, dst)
+        if i == 1:
+            qo = QuantParams(qi.scale.copy(), np.array([0 if dst == "int16" else -3]))
+        elif i == 2:
+            qo = QuantParams(qi.scale * 1e-4, qo.zero_point)  # x1e4: saturates
+        elif i == 3:
+            qo = QuantParams(qi.scale * 3e9, qo.zero_point)  # multiplier 0 (shift < -31): the zero point
+        elif i == 4:
+            qo = QuantParams(qi.scale * 2.0**20, qo.zero_point)  # shift -20
+        elif i == 5:
+            qi = QuantParams(qi.scale, np.array([int(rng.integers(-300, 300))]))  # int16 with a zero point
+            qo = QuantParams(qo.scale, np.array([int(rng.integers(-100, 100))]))
+        elif i in (6, 7):  # shift 30: the left shift wraps in int32 (as TFLM), + zero point must not
+            qo = QuantParams(qi.scale / (2.0**29 * (1.4 if i == 7 else 1.0)), np.array([-7 if i == 6 else 5]))
+        g = single_op_graph(Op.QUANTIZE, [act("x", (3, 5, 7), src, rng, qi)], act("y", (3, 5, 7), dst, rng, qo), {})
+        calls = lower(g)
+        assert calls[0].kernel == f"ep_requantize_{src.replace('int', 's')}_{dst.replace('int', 's')}"
+        check(lib, g, rng, _rescale_inputs(src, (3, 5, 7), rng))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+@pytest.mark.parametrize("op", ["RELU", "RELU6", "CLIP"])
+def test_standalone_activations(lib, op, dtype):
+    """RELU and CLIP requantize to the output scale then clamp; RELU6 clamps in the input quantization."""
+    rng = np.random.default_rng(1700 + len(op) + len(dtype))
+    for i in range(5):
+        qi = rand_quant(rng, dtype)
+        qo = qi if op == "RELU6" or i == 0 else rand_quant(rng, dtype)
+        attrs = {"min": float(rng.uniform(-3, 0)), "max": float(rng.uniform(0.1, 3))} if op == "CLIP" else {}
+        if op == "CLIP" and i == 1:
+            attrs = {"min": -1.0, "max": 1.0}  # RELU_N1_TO_1
+        g = single_op_graph(Op(op), [act("x", (2, 9, 11), dtype, rng, qi)], act("y", (2, 9, 11), dtype, rng, qo),
+                            attrs)
+        kernel = lower(g)[0].kernel
+        assert kernel.startswith("ep_clamp_" if op == "RELU6" else "ep_requantize_"), kernel
+        check(lib, g, rng, _rescale_inputs(dtype, (2, 9, 11), rng))
+
+
+def test_quantize_lowering_refusals():
+    """Float graph edges (QUANTIZE from float32, DEQUANTIZE) and RELU6 across dtypes are refused with the reason."""
+    from edgepack.errors import UnsupportedOpsError
+    rng = np.random.default_rng(1800)
+    g = single_op_graph(Op.QUANTIZE, [Tensor("x", (1, 4), "float32")], act("y", (1, 4), "int8", rng), {})
+    with pytest.raises(UnsupportedOpsError, match="QUANTIZE of a float32 tensor .* quantize on the host"):
+        lower(g)
+    g = single_op_graph(Op.DEQUANTIZE, [act("x", (1, 4), "int8", rng)], Tensor("y", (1, 4), "float32"), {})
+    with pytest.raises(UnsupportedOpsError, match="DEQUANTIZE .* dequantize on the host"):
+        lower(g)
+    g = single_op_graph(Op.RELU, [act("x", (1, 4), "int8", rng)], act("y", (1, 4), "int16", rng), {})
+    g.nodes[0].op = Op.RELU6
+    with pytest.raises(UnsupportedOpsError, match="RELU6 with different input and output dtypes"):
+        lower(g)
+
+
+@pytest.mark.parametrize(("op", "case"), [("conv", 0), ("conv", 3), ("conv", 4), ("fc", 2), ("fc", 1)])
+def test_int4_weights_stay_packed(op, case):
+    """int4 tables hold two weights per byte (rows padded to whole bytes), on DSP cores too: no widening."""
+    rng = np.random.default_rng(1900 + case)
+    g = (conv_graph(rng, **CONV_CASES[case], act_name="NONE", bits=4) if op == "conv"
+         else fc_graph(rng, **FC_CASES[case], act_name="NONE", bits=4))
+    w = g.tensor("w")
+    outs, depth = w.shape[0], int(np.prod(w.shape[1:]))
+    for cpu in ("cortex-m4", "cortex-m0plus"):
+        call = lower(g, cpu)[0]
+        assert call.kernel.endswith("_w4"), call.kernel
+        table = next(a for a in call.args if isinstance(a, Table) and a.name.endswith("weights"))
+        assert table.ctype == "int8_t" and table.values.size == outs * ((depth + 1) // 2)
+
+
+def test_pack_w4_rows_layout():
+    """kernel_lib.pack_w4_rows: TFLite nibble order within each row, odd rows padded with a zero nibble."""
+    w = np.array([[1, -1, -8], [7, 3, -2]], np.int8)
+    assert kernel_lib.pack_w4_rows(w).view(np.uint8).tolist() == [0xF1, 0x08, 0x37, 0x0E]
+    even = np.arange(-8, 8, dtype=np.int8).reshape(2, 8)
+    assert kernel_lib.pack_w4_rows(even).tolist() == pack_int4(even).tolist()  # even depth: TFLite's packing
+
+
+def test_fc_w4_deeper_than_the_dsp_bound(lib):
+    """Depth above EP_W4_DSP_MAX_DEPTH (where the 16-fold SMLAD sums could wrap) takes the portable loop."""
+    rng = np.random.default_rng(2000)
+    g = fc_graph(rng, rows=1, depth=65536 + 9, outs=2, act_name="NONE", bits=4)
+    g.tensors["w"].data[:] = 7
+    x = np.full((1, 65545), 127, np.int8)
+    check(lib, g, rng, {"x": x})

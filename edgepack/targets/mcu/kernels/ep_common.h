@@ -125,6 +125,13 @@ typedef struct {
     int32_t input_radius;
 } ep_sigmoid_params_t;
 
+/* Integer QUANTIZE (requantize) and standalone RELU / CLIP: one input -> output rescale, then a clamp. */
+typedef struct {
+    int32_t input_zp, output_zp;
+    int32_t multiplier, shift; /* input scale / output scale: multiplier 0 or in [2^30, 2^31), shift in [-31, 30] */
+    int32_t act_min, act_max;  /* the output dtype's range (QUANTIZE) or the activation's bounds */
+} ep_requantize_params_t;
+
 /* PAD of a 4-D tensor with one constant value. */
 typedef struct {
     int32_t before[4]; /* per dim N, H, W, C */

@@ -20,6 +20,11 @@
  * Scratch: ep_dwconv2d_s8_scratch_bytes(conv, filter_dims, out_dims) =
  *   2 * (round_up(OH, 4) + 2) * (OW + 2) bytes on the DSP path, 0 otherwise (Python twin:
  *   kernel_lib.scratch_bytes).
+ *
+ * ep_dwconv2d_s8_w4: the same with packed int4 weights (values in [-8, 7], two per byte in flattened
+ * 1HW(C*M) order, element 2k in the low nibble: TFLite order) and the same scratch
+ * (ep_dwconv2d_s8_w4_scratch_bytes). Every path is shared: a channel's KH*KW taps are unpacked once per
+ * channel (into the SMLAD pairs of the 3x3 plane path, or a 64-tap local array), never the whole table.
  */
 #include "ep_kernels.h"
 
@@ -36,6 +41,18 @@ static int32_t plane_rows(int32_t out_h)
     return ((out_h + 3) & ~3) + 2;
 }
 #endif
+
+/* Weight `index` of the filter table: int8, or packed int4 (four_bit). */
+EP_INLINE int32_t tap_at(const int8_t *filter, int32_t index, int four_bit)
+{
+    return four_bit ? ep_int4_at(filter, index) : filter[index];
+}
+
+int32_t ep_dwconv2d_s8_w4_scratch_bytes(const ep_conv_params_t *conv, const ep_dims_t *filter_dims,
+                                        const ep_dims_t *out_dims)
+{
+    return ep_dwconv2d_s8_scratch_bytes(conv, filter_dims, out_dims);
+}
 
 int32_t ep_dwconv2d_s8_scratch_bytes(const ep_conv_params_t *conv, const ep_dims_t *filter_dims,
                                      const ep_dims_t *out_dims)
@@ -166,9 +183,10 @@ static void widen_column(int16_t *dst, const int8_t *src, int32_t n, int32_t ste
     }
 }
 
-static void dw3x3_plane(const ep_conv_params_t *conv, const ep_quant_t *quant, const ep_dims_t *in_dims,
-                        const int8_t *input, const int8_t *filter, const int32_t *bias, const ep_dims_t *out_dims,
-                        int8_t *output, int16_t *plane)
+/* Inlined into each entry point, so that four_bit is a constant there (no per-tap test for int8). */
+EP_INLINE void dw3x3_plane(const ep_conv_params_t *conv, const ep_quant_t *quant, const ep_dims_t *in_dims,
+                        const int8_t *input, const int8_t *filter, int four_bit, const int32_t *bias,
+                        const ep_dims_t *out_dims, int8_t *output, int16_t *plane)
 {
     const int32_t cin = in_dims->c, rows = plane_rows(out_dims->h), cols = out_dims->w + 2;
     const int32_t in_rows = ep_min(in_dims->h, rows - conv->pad_top);
@@ -187,8 +205,9 @@ static void dw3x3_plane(const ep_conv_params_t *conv, const ep_quant_t *quant, c
                              y_step, offset);
             }
             for (x = 0; x < 3; ++x) {
-                const int32_t w0 = filter[x * cin + c], w1 = filter[(3 + x) * cin + c];
-                const int32_t w2 = filter[(6 + x) * cin + c];
+                const int32_t w0 = tap_at(filter, x * cin + c, four_bit);
+                const int32_t w1 = tap_at(filter, (3 + x) * cin + c, four_bit);
+                const int32_t w2 = tap_at(filter, (6 + x) * cin + c, four_bit);
                 wt[4 * x] = ep_pack_s16x2(w0, w1);
                 wt[4 * x + 1] = ep_pack_s16x2(w2, 0);
                 wt[4 * x + 2] = ep_pack_s16x2(0, w0);
@@ -209,10 +228,57 @@ static void dw3x3_plane(const ep_conv_params_t *conv, const ep_quant_t *quant, c
 }
 #endif
 
-ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant,
-                           const ep_dims_t *in_dims, const int8_t *input,
-                           const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
-                           const ep_dims_t *out_dims, int8_t *output, void *scratch)
+#define EP_DW_W4_TAPS 64 /* largest KH * KW whose int4 taps are unpacked per channel into a local array */
+
+/* int4 filters with more than EP_DW_W4_TAPS taps: every tap read from the packed table (slow, rare). */
+static ep_status_t dw_w4_large(const ep_conv_params_t *conv, const ep_quant_t *quant, const ep_dims_t *in_dims,
+                               const int8_t *input, const ep_dims_t *filter_dims, const int8_t *filter,
+                               const int32_t *bias, const ep_dims_t *out_dims, int8_t *output)
+{
+    const int32_t offset = -quant->input_zp;
+    const int32_t mult = conv->depth_multiplier;
+    const int32_t cin = in_dims->c, cout = out_dims->c, kh = filter_dims->h, kw = filter_dims->w;
+    int32_t b, oy, ox, c, m;
+    for (b = 0; b < in_dims->n; ++b) {
+        for (oy = 0; oy < out_dims->h; ++oy) {
+            const int32_t y0 = oy * conv->stride_h - conv->pad_top;
+            for (ox = 0; ox < out_dims->w; ++ox) {
+                const int32_t x0 = ox * conv->stride_w - conv->pad_left;
+                int8_t *out = output + (((int64_t)b * out_dims->h + oy) * out_dims->w + ox) * cout;
+                for (c = 0; c < cin; ++c) {
+                    for (m = 0; m < mult; ++m) {
+                        const int32_t oc = c * mult + m;
+                        int32_t acc = 0, ky, kx;
+                        for (ky = 0; ky < kh; ++ky) {
+                            const int32_t iy = y0 + ky * conv->dilation_h;
+                            if (iy < 0 || iy >= in_dims->h) {
+                                continue;
+                            }
+                            for (kx = 0; kx < kw; ++kx) {
+                                const int32_t ix = x0 + kx * conv->dilation_w;
+                                if (ix < 0 || ix >= in_dims->w) {
+                                    continue;
+                                }
+                                acc += (input[(((int64_t)b * in_dims->h + iy) * in_dims->w + ix) * cin + c] + offset) *
+                                       ep_int4_at(filter, (ky * kw + kx) * cout + oc);
+                            }
+                        }
+                        if (bias != NULL) {
+                            acc += bias[oc];
+                        }
+                        acc = ep_requantize(acc, quant->multiplier[oc], quant->shift[oc]) + quant->output_zp;
+                        out[oc] = (int8_t)ep_clamp(acc, quant->act_min, quant->act_max);
+                    }
+                }
+            }
+        }
+    }
+    return EP_OK;
+}
+
+EP_INLINE ep_status_t dwconv(const ep_conv_params_t *conv, const ep_quant_t *quant, const ep_dims_t *in_dims,
+                          const int8_t *input, const ep_dims_t *filter_dims, const int8_t *filter, int four_bit,
+                          const int32_t *bias, const ep_dims_t *out_dims, int8_t *output, void *scratch)
 {
     const int32_t offset = -quant->input_zp;
     const int32_t mult = conv->depth_multiplier;
@@ -230,11 +296,14 @@ ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant
         if (scratch == NULL) {
             return EP_ERR_BAD_ARG;
         }
-        dw3x3_plane(conv, quant, in_dims, input, filter, bias, out_dims, output, (int16_t *)scratch);
+        dw3x3_plane(conv, quant, in_dims, input, filter, four_bit, bias, out_dims, output, (int16_t *)scratch);
         return EP_OK;
     }
 #endif
     (void)scratch;
+    if (four_bit && kh * kw > EP_DW_W4_TAPS) {
+        return dw_w4_large(conv, quant, in_dims, input, filter_dims, filter, bias, out_dims, output);
+    }
     /* Channel-outer order: each channel's requantization constants, bias and zero point are derived
      * once, and every pixel clips its tap window once instead of testing every tap. */
     for (b = 0; b < in_dims->n; ++b) {
@@ -245,8 +314,18 @@ ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant
                 const int32_t oc = c * mult + m;
                 const ep_requant_t rq = ep_requant_prepare(quant->multiplier[oc], quant->shift[oc]);
                 const int32_t bias_oc = bias != NULL ? bias[oc] : 0;
-                const int8_t *w_oc = filter + oc;
                 const int32_t x_step = conv->dilation_w * cin;
+                const int8_t *w_oc = filter + oc;
+                int32_t w_step = cout; /* between taps of this channel */
+                int8_t taps[EP_DW_W4_TAPS];
+                if (four_bit) {
+                    int32_t t;
+                    for (t = 0; t < kh * kw; ++t) {
+                        taps[t] = (int8_t)ep_int4_at(filter, t * cout + oc);
+                    }
+                    w_oc = taps;
+                    w_step = 1;
+                }
                 int8_t *out = out_image + oc;
                 for (oy = 0; oy < out_dims->h; ++oy) {
                     const int32_t y0 = oy * conv->stride_h - conv->pad_top;
@@ -259,8 +338,8 @@ ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant
                         int32_t acc = bias_oc, ky, kx;
                         for (ky = ky0; ky < ky1; ++ky) {
                             const int8_t *px = image + ((y0 + ky * conv->dilation_h) * in_dims->w + x0 + kx0 * conv->dilation_w) * cin + c;
-                            const int8_t *pw = w_oc + (ky * kw + kx0) * cout;
-                            for (kx = kx0; kx < kx1; ++kx, px += x_step, pw += cout) {
+                            const int8_t *pw = w_oc + (ky * kw + kx0) * w_step;
+                            for (kx = kx0; kx < kx1; ++kx, px += x_step, pw += w_step) {
                                 acc += (*px + offset) * *pw;
                             }
                         }
@@ -272,4 +351,20 @@ ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant
         }
     }
     return EP_OK;
+}
+
+ep_status_t ep_dwconv2d_s8(const ep_conv_params_t *conv, const ep_quant_t *quant,
+                           const ep_dims_t *in_dims, const int8_t *input,
+                           const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                           const ep_dims_t *out_dims, int8_t *output, void *scratch)
+{
+    return dwconv(conv, quant, in_dims, input, filter_dims, filter, 0, bias, out_dims, output, scratch);
+}
+
+ep_status_t ep_dwconv2d_s8_w4(const ep_conv_params_t *conv, const ep_quant_t *quant,
+                              const ep_dims_t *in_dims, const int8_t *input,
+                              const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                              const ep_dims_t *out_dims, int8_t *output, void *scratch)
+{
+    return dwconv(conv, quant, in_dims, input, filter_dims, filter, 1, bias, out_dims, output, scratch);
 }

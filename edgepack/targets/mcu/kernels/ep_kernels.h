@@ -55,18 +55,25 @@ ep_status_t ep_conv2d_1x1_s8_w16(const ep_quant_t *quant, const ep_dims_t *in_di
                                  const ep_dims_t *out_dims, int8_t *output, void *scratch);
 int32_t ep_conv2d_1x1_s8_w16_scratch_bytes(const ep_dims_t *filter_dims);
 
-/* int8 activations, packed int4 weights */
+/* int8 activations, packed int4 weights (one byte-aligned row per output channel, ep_gemm_w4.h;
+ * depthwise: TFLite's flat order) */
 ep_status_t ep_conv2d_s8_w4(const ep_conv_params_t *conv, const ep_quant_t *quant,
                             const ep_dims_t *in_dims, const int8_t *input,
                             const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                             const ep_dims_t *out_dims, int8_t *output, void *scratch);
 int32_t ep_conv2d_s8_w4_scratch_bytes(const ep_dims_t *filter_dims);
 
+ep_status_t ep_conv2d_1x1_s8_w4(const ep_quant_t *quant, const ep_dims_t *in_dims, const int8_t *input,
+                                const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                                const ep_dims_t *out_dims, int8_t *output, void *scratch);
+int32_t ep_conv2d_1x1_s8_w4_scratch_bytes(const ep_dims_t *filter_dims);
+
 ep_status_t ep_dwconv2d_s8_w4(const ep_conv_params_t *conv, const ep_quant_t *quant,
                               const ep_dims_t *in_dims, const int8_t *input,
                               const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                               const ep_dims_t *out_dims, int8_t *output, void *scratch);
-int32_t ep_dwconv2d_s8_w4_scratch_bytes(const ep_dims_t *filter_dims);
+int32_t ep_dwconv2d_s8_w4_scratch_bytes(const ep_conv_params_t *conv, const ep_dims_t *filter_dims,
+                                        const ep_dims_t *out_dims);
 
 ep_status_t ep_fc_s8_w4(const ep_quant_t *quant, const ep_dims_t *in_dims, const int8_t *input,
                         const ep_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
@@ -99,6 +106,17 @@ ep_status_t ep_mul_s8(const ep_mul_params_t *p, const ep_dims_t *a_dims, const i
                       const ep_dims_t *b_dims, const int8_t *b, const ep_dims_t *out_dims, int8_t *output);
 ep_status_t ep_logistic_s8(const ep_sigmoid_params_t *p, int32_t count, const int8_t *input, int8_t *output);
 ep_status_t ep_tanh_s8(const ep_sigmoid_params_t *p, int32_t count, const int8_t *input, int8_t *output);
+
+/* QUANTIZE int -> int, RELU, CLIP (ep_requantize_s8_s16.c); RELU6 is a clamp in the input quantization */
+ep_status_t ep_requantize_s8_s8(const ep_requantize_params_t *p, int32_t count, const int8_t *input, int8_t *output);
+ep_status_t ep_requantize_s8_s16(const ep_requantize_params_t *p, int32_t count, const int8_t *input,
+                                 int16_t *output);
+ep_status_t ep_requantize_s16_s8(const ep_requantize_params_t *p, int32_t count, const int16_t *input,
+                                 int8_t *output);
+ep_status_t ep_requantize_s16_s16(const ep_requantize_params_t *p, int32_t count, const int16_t *input,
+                                  int16_t *output);
+ep_status_t ep_clamp_s8(int32_t act_min, int32_t act_max, int32_t count, const int8_t *input, int8_t *output);
+ep_status_t ep_clamp_s16(int32_t act_min, int32_t act_max, int32_t count, const int16_t *input, int16_t *output);
 
 /* ---- pooling and reductions ---- */
 ep_status_t ep_avgpool_s8(const ep_pool_params_t *p, const ep_dims_t *in_dims, const int8_t *input,
