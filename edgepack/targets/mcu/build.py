@@ -84,7 +84,7 @@ def gcc_command(board: McuBoard, sources: Sequence[Path], include_dirs: Sequence
     includes = [f"-I{d}" for d in [*include_dirs, FIRMWARE_DIR]]
     return [find_tool("arm-none-eabi-gcc"), *board.cflags, opt, "-g", "-std=c11", *WARNINGS,
             "-ffunction-sections", "-fdata-sections", *board_defines(board, max_payload, baud), *includes,
-            *extra_cflags, *map(str, fixed), *map(str, sources),
+            *extra_cflags, *map(str, fixed), *map(str, sources), "-lm",
             "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
             f"-L{FIRMWARE_DIR / 'ld'}", f"-T{board.linker_script}", f"-Wl,-Map={map_file}", "-o", str(elf)]
 

@@ -29,8 +29,8 @@ CODE_ALLOWANCE_BYTES = 16 * 1024
 # The firmware's stack (EP_STACK_BYTES in firmware/ld/*.ld) and its frame receive buffer (EP_MAX_PAYLOAD).
 STACK_BYTES = 16 * 1024
 RX_BUFFER_BYTES = 1024
-FLOAT_REASON = ("float32 models need --kernels tvm (not available yet); quantize the model first: "
-                "edgepack package MODEL --calib CALIB.npz --target cortex-m4")
+FLOAT_REASON = ("the native kernels are integer-only: run float32 models with --kernels tvm (the default for "
+                "them), or quantize the model first: edgepack package MODEL --calib CALIB.npz --target cortex-m4")
 
 
 @dataclass
@@ -90,13 +90,19 @@ def fit_issues(needs: MemoryNeeds, board: McuBoard, measured: bool = False) -> l
     return issues
 
 
-def check_graph(graph: Graph, core: str, board: McuBoard | None) -> CompatibilityReport:
-    """Every reason `graph` cannot run on `core` (and, with a board, fit it), all at once."""
+def check_graph(graph: Graph, core: str, board: McuBoard | None, kernels: str | None = None) -> CompatibilityReport:
+    """Every reason `graph` cannot run on `core` with `kernels` (default: "native" for quantized graphs, "tvm"
+    for float32 ones) (and, with a board, fit it), all at once."""
+    from edgepack.targets.mcu.tvm_kernels import lower_tvm, tvm_missing
+
     target = core
-    if not graph.is_quantized:
+    kernels = kernels or ("native" if graph.is_quantized else "tvm")
+    if kernels == "native" and not graph.is_quantized:
         return CompatibilityReport(target, [Issue(None, None, FLOAT_REASON)])
+    if kernels == "tvm" and (why := tvm_missing()) is not None:
+        return CompatibilityReport(target, [Issue(None, None, f"--kernels tvm: {why}")])
     try:
-        calls = lower(graph, core)
+        calls = lower_tvm(graph, core) if kernels == "tvm" else lower(graph, core)
     except UnsupportedOpsError as exc:
         return CompatibilityReport(target, [Issue(first, op, f"{why} ({count} node{'s' * (count > 1)})")
                                             for op, count, first, why in exc.problems])
