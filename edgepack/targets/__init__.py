@@ -24,6 +24,8 @@ BUILTIN = {
     "aarch64": "edgepack.targets.linux:aarch64",
     "x86-64": "edgepack.targets.linux:x86_64",
     "edgetpu": "edgepack.targets.edgetpu:edgetpu",
+    "ice40-up5k": "edgepack.targets.fpga:ice40_up5k",
+    "xc7": "edgepack.targets.fpga:xc7",
 }
 
 
