@@ -66,6 +66,10 @@ def _read_file(path: Path, graph: Graph) -> dict[str, np.ndarray]:
         a = np.asarray(arrays[t.name])
         if a.dtype.kind not in "fiu":
             raise InputError(f"{path}: array for input {t.name!r} has dtype {a.dtype}; expected real values")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = int(np.count_nonzero(~np.isfinite(a)))
+            raise InputError(f"{path}: array for input {t.name!r} holds {bad} NaN or infinite value(s)",
+                             hint="calibration data must be finite real values")
         if a.shape == t.shape or (t.shape[:1] == (1,) and a.shape == t.shape[1:]):
             a = a.reshape(1, *t.shape)  # one sample
         out[t.name] = a

@@ -199,7 +199,9 @@ def quantize_model(graph: Graph, options: QuantizeOptions, *, target: str, allow
     result.ram_bytes = ram_bytes(qgraph)
     result.layers = [{"layer": n.name, "op": n.op.value, "bits": pair(config.bits(n)),
                       "weight_bytes": layer_cost(graph, n, config.bits(n))[0],
-                      "int8_weight_bytes": layer_cost(graph, n, W8A8)[0]} for n in layers(graph)]
+                      "int8_weight_bytes": layer_cost(graph, n, W8A8)[0],
+                      "sensitivity": ({pair(b): d for b, d in alloc.sensitivity.layers[n.name].delta.items()}
+                                      if alloc is not None else {})} for n in layers(graph)]
     if alloc is not None and bits != "mixed":
         _choose_uniform(graph, alloc, config, result)
     if options.report is not None:

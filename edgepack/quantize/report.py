@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.ir.graph import Graph
-from edgepack.quantize.allocate import Allocation, Point, layer_cost
+from edgepack.quantize.allocate import Allocation, Point, layer_cost, mark_dominated
 from edgepack.quantize.scheme import layers
 
 
@@ -70,11 +70,16 @@ def plot_front(allocation: Allocation, path: str | os.PathLike[str], title: str 
     front = allocation.front
     key, label = _quality_axis(front)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    mark_dominated(front, key)
     mixed = [p for p in front if not p.label.startswith("uniform")]
-    xs = [p.weight_bytes / 1024 for p in front]
-    ax.plot(xs, [p.measured[key] for p in front], color="0.7", lw=1, zorder=1)
-    ax.scatter([p.weight_bytes / 1024 for p in mixed], [p.measured[key] for p in mixed], s=25, label="mixed",
-               zorder=2)
+    best = [p for p in front if not p.dominated]
+    ax.plot([p.weight_bytes / 1024 for p in best], [p.measured[key] for p in best], color="0.7", lw=1, zorder=1)
+    for group, style, name in (([p for p in mixed if not p.dominated], {}, "mixed"),
+                               ([p for p in mixed if p.dominated], {"facecolors": "none", "edgecolors": "C0"},
+                                "mixed, dominated when measured")):
+        if group:
+            ax.scatter([p.weight_bytes / 1024 for p in group], [p.measured[key] for p in group], s=25,
+                       label=name, zorder=2, **style)
     for p, marker in ((p, "s" if "int8" in p.label else "^") for p in front if p.label.startswith("uniform")):
         ax.scatter([p.weight_bytes / 1024], [p.measured[key]], marker=marker, s=60, label=p.label, zorder=3)
     c = allocation.chosen

@@ -264,6 +264,15 @@ def test_run_npy_stack_to_npz(cnn_bundle: Path, tmp_path: Path) -> None:
     assert data["backend"] == "reference" and np.asarray(data["outputs"]["probs"]).shape == (3, 1, 10)
 
 
+def test_run_refuses_bad_paths_before_running(cnn_bundle: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((1, 8, 8, 3), np.float32))
+    proc = run_cli("run", cnn_bundle, "-i", tmp_path / "x.npy", "-o", tmp_path / "y.txt", cwd=tmp_path)
+    assert_user_error(proc, "outputs are written as .npz")
+    assert "y.npz" in proc.stderr and not (tmp_path / "y.txt").exists()
+    absent = run_cli("run", cnn_bundle, "-i", tmp_path / "absent.npy", cwd=tmp_path)
+    assert_user_error(absent, "absent.npy: no such file")
+
+
 def test_run_npz_named_arrays(multi_bundle: Path, tmp_path: Path) -> None:
     bundle = multi_bundle
     sess = rt.load(bundle, backend="reference")

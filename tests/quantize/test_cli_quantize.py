@@ -46,6 +46,10 @@ def test_quantize_writes_model_and_report(files, tmp_path: Path) -> None:
                  "--max-weights-kb", 0.3, "--report", report, "-o", out)
     assert res.exit_code == 0, res.output
     assert out.stat().st_size > 0 and "wrote" in res.stdout and "of int8" in res.stdout
+    assert "Δ w4a8" in res.stdout and "narrowed" in res.stdout  # the per-layer sensitivity column
+    front = json.loads((report / "report.json").read_text())["front"]
+    assert all(isinstance(p["dominated"], bool) for p in front)
+    assert not min(front, key=lambda p: p["weight_bytes"])["dominated"]  # nothing is smaller than the smallest
     for name in ("layers.txt", "report.json", "pareto.json"):
         assert (report / name).stat().st_size > 0
     assert (report / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -65,6 +69,7 @@ def test_quantize_json_onnx_and_uniform_report(files, tmp_path: Path) -> None:
     data = json.loads(res.stdout)
     assert data["bits"] == "int16x8" and {r["bits"] for r in data["layers"]} == {"w8a16"}
     assert data["accuracy"] is not None and data["eval_samples"] == 32
+    assert all(r["sensitivity"]["w4a8"] >= 0 for r in data["layers"])  # narrowing weights adds noise
     assert (tmp_path / "q.onnx").stat().st_size > 0 and (tmp_path / "r" / "pareto.png").exists()
     chosen = json.loads((tmp_path / "r" / "report.json").read_text())["chosen"]
     assert set(chosen["layer_bits"].values()) == {"w8a16"} and chosen["label"] == "uniform int16x8"

@@ -41,6 +41,11 @@ def test_errors_name_the_file_and_what_was_expected(tiny, tmp_path) -> None:
         load_samples(tmp_path / "shape.npz", tiny)
     with pytest.raises(InputError, match="no such file"):
         load_samples(tmp_path / "absent.npz", tiny)
+    nan = np.zeros((3, 8, 8, 3), np.float32)
+    nan[1, 2, 3, 0], nan[2, 0, 0, 1] = np.nan, np.inf
+    np.savez(tmp_path / "nan.npz", x=nan)
+    with pytest.raises(InputError, match=r"nan\.npz.*holds 2 NaN or infinite"):
+        load_samples(tmp_path / "nan.npz", tiny)
     np.savez(tmp_path / "nolabels.npz", x=np.zeros((3, 8, 8, 3), np.float32))
     with pytest.raises(InputError, match="no labels array 'y'"):
         load_labelled(tmp_path / "nolabels.npz", tiny)

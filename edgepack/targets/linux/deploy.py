@@ -80,6 +80,8 @@ def deploy(bundle_path: str | os.PathLike[str], ssh_target: str, remote_dir: str
     bundle = Path(bundle_path)
     if not bundle.is_file():
         raise EdgepackError(f"{bundle}: no such bundle file")
+    if not ssh_target or ssh_target.startswith("-"):  # would be read by ssh as an option
+        raise EdgepackError(f"--ssh {ssh_target!r}: expected user@host", hint="e.g. --ssh pi@192.168.1.20")
     for tool in ("ssh", "scp"):
         if shutil.which(tool) is None:
             raise EdgepackError(f"edgepack deploy needs {tool}, which is not installed",

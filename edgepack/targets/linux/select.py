@@ -53,6 +53,16 @@ def _target_arch(manifest: dict[str, Any]) -> str | None:
     return host_arch() if manifest.get("target") == "host" else None
 
 
+def check_selectable(target: str) -> None:
+    """Raise unless latencies measured on this host say something about `target`'s CPU (call it before
+    packaging, so a refused --select leaves no bundle behind)."""
+    arch = _target_arch({"target": target})
+    if arch != host_arch():
+        raise EdgepackError(f"cannot select the fastest backend for target {target!r} "
+                            f"({arch or 'unknown CPU'}) on this {host_arch()} host: latency must be measured on the "
+                            "device's CPU", hint="leave out --select, or package for x86-64 on an x86-64 host")
+
+
 def _percentile_ms(samples: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(samples) * 1e3, q)), 4)
 
@@ -83,11 +93,7 @@ def select_fastest(bundle_path: str | os.PathLike[str], manifest: dict[str, Any]
     if manifest is None:
         with Bundle.open(bundle_path) as bundle:
             manifest = bundle.manifest
-    arch = _target_arch(manifest)
-    if arch != host_arch():
-        raise EdgepackError(f"cannot select the fastest backend for target {manifest.get('target')!r} "
-                            f"({arch or 'unknown CPU'}) on this {host_arch()} host: latency must be measured on the "
-                            "device's CPU", hint="leave out --select, or package for x86-64 on an x86-64 host")
+    check_selectable(str(manifest.get("target", "")))
     offered = [b for b in manifest.get("backends", {}) if b in BACKENDS and not needs_board(b)]
     # The reference interpreter is the golden oracle, not a contender, unless asked for or alone.
     names = list(backends) if backends else [b for b in offered if b != "reference"] or offered

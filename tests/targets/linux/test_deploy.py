@@ -106,3 +106,9 @@ def test_deploy_says_when_the_board_is_unreachable(ad_bundle: Path, tmp_path: Pa
         pytest.skip("ssh is missing")
     with pytest.raises(EdgepackError, match="cannot reach"):
         deploy(ad_bundle, "nobody@127.0.0.1", port=_free_port(), ssh_options=["ConnectTimeout=5"], timeout=30)
+
+
+@pytest.mark.parametrize("target", ["-oProxyCommand=touch /tmp/x", ""])
+def test_deploy_refuses_an_ssh_target_that_is_an_option(ad_bundle: Path, target: str) -> None:
+    with pytest.raises(EdgepackError, match="expected user@host"):
+        deploy(ad_bundle, target)

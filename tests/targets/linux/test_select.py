@@ -84,6 +84,19 @@ def test_selection_refuses_a_foreign_cpu(tmp_path: Path) -> None:
         select_fastest(bundle)
 
 
+def test_package_select_fastest_for_a_foreign_cpu_leaves_no_bundle(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edgepack import cli
+
+    out = tmp_path / "pi.edgepack"
+    res = CliRunner().invoke(cli.app, ["package", str(need(AD_INT8)), "--target", "rpi4", "--select", "fastest",
+                                       "-o", str(out)])
+    assert isinstance(res.exception, EdgepackError), res.output
+    assert "latency must be measured on the device's CPU" in res.exception.message
+    assert not out.exists()
+
+
 def test_runtime_falls_back_when_the_recorded_default_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(BACKENDS)[:5] == ["litert", "edgetpu", "onnxruntime", "tvm", "reference"]
     manifest = {"backends": {"tvm": {}, "onnxruntime": {}, "litert": {}, "reference": {}}, "default_backend": "tvm"}
