@@ -101,8 +101,11 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
             backends: list[str] | None = None, progress: Progress | None = None,
             quantize: QuantizeOptions | None = None, quant_progress: Callable[[str, int, int], None] | None = None,
             warn: Callable[[str], None] | None = None, board: str | None = None,
-            io_dtype: str | None = None) -> PackageResult:
+            io_dtype: str | None = None, target_options: dict[str, Any] | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle `out` and verify every backend on the golden pairs.
+
+    `target_options` go to the target's compile step as they are, e.g. ``{"kernels": "tvm"}`` (Cortex-M) or
+    ``{"fpga_arch": "engine"}`` (FPGA); a target refuses an option it does not know.
 
     Usage: ``package("kws.tflite", "kws.edgepack", target="host")``;
     ``package("kws.onnx", "kws.edgepack", quantize=QuantizeOptions(calib="calib.npz"))``
@@ -118,6 +121,14 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
             raise EdgepackError(f"target {target} does not declare which bit-widths it executes (allowed_bits)",
                                 hint="the target plug-in must set allowed_bits; pick another --target")
         quantize.resolve_bits(target, allowed)  # flag errors before the long steps
+    unknown = sorted(set(target_options or {}) - set(getattr(tgt, "compile_options", ())))
+    if unknown:
+        def flag(name: str) -> str:
+            return f"{name} (--{name.replace('_', '-')})"
+
+        known = sorted(getattr(tgt, "compile_options", ()))
+        raise EdgepackError(f"target {target} has no option {', '.join(map(flag, unknown))}",
+                            hint=f"options of {target}: {', '.join(map(flag, known)) or 'none'}")
     say(f"importing {model.name} ({fmt}, {len(source):,} bytes)")
     graph = load_model(model)
     quantized = None
@@ -133,11 +144,12 @@ def package(model: str | os.PathLike[str], out: str | os.PathLike[str], target: 
     report = tgt.check(graph, board) if board is not None else tgt.check(graph)
     if not report.ok:
         first = next(i for i in report.issues if i.fatal)
+        where = f"node {first.node!r} ({first.op}) is" if first.node else "the model is"
         raise EdgepackError(
-            f"{model.name}: node {first.node!r} ({first.op}) is not supported by target {target}: {first.reason}",
+            f"{model.name}: {where} not supported by target {target}: {first.reason}",
             hint=f"run 'edgepack check {model} --target {target}' for the full report")
     say(f"compiling for {target}")
-    arts = tgt.compile(graph, (fmt, source), {"backends": backends, "board": board})
+    arts = tgt.compile(graph, (fmt, source), {**(target_options or {}), "backends": backends, "board": board})
 
     infos = [TensorInfo.from_manifest(tensor_spec(graph, n)) for n in graph.inputs]
     if golden is not None:

@@ -29,6 +29,8 @@ SYNC = b"\xa5\x5a"
 HEADER = struct.Struct("<BBBI")  # version, cmd, seq, len
 OVERHEAD = len(SYNC) + HEADER.size + 4
 MAX_FRAME_PAYLOAD = 1 << 20  # the host refuses longer frames outright (a corrupt length field)
+FLAG_NEEDS_WEIGHTS = 1 << 0  # IDENTIFY flags: the host loads the weight image (LOAD_WEIGHTS, COMMIT_WEIGHTS)
+FLAG_WEIGHTS_COMMITTED = 1 << 1  # IDENTIFY flags: a weight image is loaded and checked
 
 
 class Cmd(IntEnum):
@@ -40,6 +42,8 @@ class Cmd(IntEnum):
     READ_OUTPUT = 0x04
     ECHO = 0x05
     RESET = 0x06
+    LOAD_WEIGHTS = 0x07  # boards with a volatile weight memory (FPGA): offset u32 + bytes
+    COMMIT_WEIGHTS = 0x08  # crc32 u32 of the whole weight image; INVOKE answers NO_WEIGHTS until it matched
 
 
 class Status(IntEnum):
@@ -58,6 +62,9 @@ class Status(IntEnum):
     INPUT_CHECKSUM = 0x23
     MODEL_FAILED = 0x24
     NO_OUTPUT = 0x25
+    WEIGHTS_RANGE = 0x26
+    WEIGHTS_CHECKSUM = 0x27
+    NO_WEIGHTS = 0x28
     BOARD_ERROR = 0x30
     FAULT = 0x31
 
@@ -76,6 +83,9 @@ STATUS_TEXT = {
     Status.INPUT_CHECKSUM: "the device's input buffer differs from what the host sent",
     Status.MODEL_FAILED: "the model returned an error",
     Status.NO_OUTPUT: "no output: INVOKE has not succeeded since the last LOAD_INPUT",
+    Status.WEIGHTS_RANGE: "weight offset/length beyond the device's weight image",
+    Status.WEIGHTS_CHECKSUM: "the device's weight memory differs from the image the host sent",
+    Status.NO_WEIGHTS: "no weights: the weight image was not loaded and committed",
     Status.BOARD_ERROR: "board error",
     Status.FAULT: "the CPU took a fault and the board stopped",
 }
@@ -378,6 +388,17 @@ class DeviceInfo:
     model_sha256: str
     board: str
     cpu: str
+    weights_crc32: int = 0  # appended after the strings by boards with FLAG_NEEDS_WEIGHTS: the committed image
+
+    @property
+    def needs_weights(self) -> bool:
+        """The board's weight memory is loaded by the host (LOAD_WEIGHTS, COMMIT_WEIGHTS)."""
+        return bool(self.flags & FLAG_NEEDS_WEIGHTS)
+
+    @property
+    def weights_committed(self) -> bool:
+        """A weight image was loaded and its CRC matched (its CRC is `weights_crc32`)."""
+        return bool(self.flags & FLAG_WEIGHTS_COMMITTED)
 
     @classmethod
     def parse(cls, data: bytes) -> DeviceInfo:
@@ -394,7 +415,8 @@ class DeviceInfo:
                 raise IndexError
         except (struct.error, IndexError, UnicodeDecodeError) as exc:
             raise DeviceError(f"IDENTIFY response is malformed ({len(data)} bytes)") from exc
-        return cls(version, *numbers, *strings)
+        weights_crc = struct.unpack_from("<I", data, pos)[0] if len(data) >= pos + 4 else 0
+        return cls(version, *numbers, *strings, weights_crc)
 
 
 @dataclass(frozen=True)
@@ -496,6 +518,25 @@ class DeviceClient:
         step = info.max_payload - 4
         for offset in range(0, len(data), step):
             self._ok(Cmd.LOAD_INPUT, struct.pack("<I", offset) + data[offset: offset + step])
+
+    def load_weights(self, image: bytes) -> None:
+        """Write the weight image and commit it (the device checks its CRC); reload while the check fails."""
+        info = self._device()
+        if len(image) % 4:
+            raise DeviceError(f"weight image is {len(image)} bytes, not a whole number of 32-bit words")
+        step = (info.max_payload - 4) // 4 * 4
+        crc = zlib.crc32(image)
+        for _ in range(self.retries + 1):
+            for offset in range(0, len(image), step):
+                self._ok(Cmd.LOAD_WEIGHTS, struct.pack("<I", offset) + image[offset: offset + step])
+            status, data = self.request(Cmd.COMMIT_WEIGHTS, struct.pack("<I", crc))
+            if status == Status.OK:
+                return
+            if status != Status.WEIGHTS_CHECKSUM:
+                raise DeviceError(f"COMMIT_WEIGHTS: device answered {status_text(status)}")
+            self.retried += 1
+        raise DeviceError(f"the device's weight memory never matched the image after {self.retries + 1} loads",
+                          hint="check the cable and baud rate")
 
     def invoke(self, input_crc: int) -> tuple[int, InvokeResult]:
         """Run the model on the loaded input; returns (status, result). Status is OK, INPUT_CHECKSUM or

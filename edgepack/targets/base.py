@@ -69,7 +69,8 @@ class Target(Protocol):
     `run_golden(backend, bundle_path, progress) -> (outputs or None, manifest fields)`, which the
     pipeline calls instead of a host Session to verify such a backend on the golden pairs.
     `prepare(graph, options) -> Graph` (optional) is the target's last rewrite of the graph before
-    `check`/`compile` (e.g. the Edge TPU's uint8 model I/O).
+    `check`/`compile` (e.g. the Edge TPU's uint8 model I/O). `compile_options` (optional, a set of names)
+    lists the extra options `compile` takes from `package(target_options=...)`; others are refused.
     """
 
     name: str

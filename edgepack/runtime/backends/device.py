@@ -5,6 +5,11 @@ A board needs a transport, which `load(bundle, artifact, threads)` cannot name, 
 `Session`, usable with `edgepack.runtime.verify.verify`). Both refuse a board whose firmware was built from a
 different model (IDENTIFY's model sha256 against the manifest's model.source_sha256).
 
+The manifest's `backends.device` entry may say more (an FPGA board): `device_outputs`, the tensors the board
+returns when they are not the model outputs; `host_nodes`, the graph nodes the host runs after them with
+the golden interpreter (a final SOFTMAX); `weights_image`, the artifact loaded into a board whose weight
+memory starts empty.
+
 Usage::
 
     with Bundle.open("kws.edgepack") as bundle:
@@ -14,12 +19,16 @@ Usage::
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from edgepack.errors import BundleIncompatibleError, EdgepackError
+from edgepack.ir.graph import Graph
+from edgepack.ir.reference import Interpreter
+from edgepack.runtime.backends.reference import load_graph
 from edgepack.runtime.bundle import Bundle
 from edgepack.runtime.serial_protocol import DeviceClient, DeviceInfo, Transport
 from edgepack.runtime.session import Session
@@ -115,13 +124,52 @@ def check_identity(info: DeviceInfo, manifest: Mapping[str, Any], inputs: list[T
                                           f"the bundle's {what}s need {expected}")
 
 
-def open_session(manifest: Mapping[str, Any], transport: Transport, retries: int = 3) -> DeviceSession:
-    """A backend session over `transport`, after checking the board runs this manifest's model."""
+def device_outputs(manifest: Mapping[str, Any]) -> list[TensorInfo]:
+    """The tensors the board returns: the manifest's `backends.device.device_outputs`, else the model outputs."""
+    specs = manifest.get("backends", {}).get(NAME, {}).get("device_outputs") or manifest["outputs"]
+    return [TensorInfo.from_manifest(s) for s in specs]
+
+
+def open_session(manifest: Mapping[str, Any], transport: Transport, retries: int = 3,
+                 weights: bytes | None = None) -> DeviceSession:
+    """A backend session over `transport`, after checking the board runs this manifest's model.
+
+    A board that reports a volatile weight memory (IDENTIFY flag, the FPGA engine) gets `weights` loaded
+    and committed unless the image it holds already has the same CRC.
+    """
     inputs = [TensorInfo.from_manifest(s) for s in manifest["inputs"]]
-    outputs = [TensorInfo.from_manifest(s) for s in manifest["outputs"]]
+    outputs = device_outputs(manifest)
     client = DeviceClient(transport, retries=retries)
-    check_identity(client.identify(), manifest, inputs, outputs)
+    info = client.identify()
+    check_identity(info, manifest, inputs, outputs)
+    if info.needs_weights:
+        if weights is None:
+            raise BundleIncompatibleError(f"board {info.board} needs its weight image loaded, and the bundle has none",
+                                          hint="package the model again for this board's target")
+        if not (info.weights_committed and info.weights_crc32 == zlib.crc32(weights)):
+            client.load_weights(weights)
+            client.identify()
     return DeviceSession(client, inputs, outputs)
+
+
+def host_tail(graph: Graph, starts: list[str], nodes: list[str]) -> Interpreter:
+    """The golden interpreter over `nodes` of `graph`, fed with the tensors `starts`, giving the graph outputs."""
+    wanted = set(nodes)
+    return Interpreter(Graph(graph.name, graph.tensors, [n for n in graph.nodes if n.name in wanted], list(starts),
+                             list(graph.outputs)))
+
+
+class HostFinish:
+    """Runs the graph nodes after the board's outputs (`backends.device.host_nodes`, e.g. a final SOFTMAX)
+    with the golden interpreter, so a session returns the model's outputs."""
+
+    def __init__(self, device: DeviceSession, graph: Graph, nodes: list[str]) -> None:
+        self.device = device
+        self.interpreter = host_tail(graph, [t.name for t in device.outputs], nodes)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One inference: the board, then the host nodes."""
+        return self.interpreter.run(self.device.run(inputs))
 
 
 class BoardSession(Session):
@@ -131,20 +179,26 @@ class BoardSession(Session):
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = NAME
-        self.tolerance = self.manifest.get("backends", {}).get(NAME, {}).get("tolerance", {})
-        self._impl = device
+        entry = self.manifest.get("backends", {}).get(NAME, {})
+        self.tolerance = entry.get("tolerance", {})
+        self._device = device
+        self._impl: DeviceSession | HostFinish = device
+        if entry.get("host_nodes"):
+            self._impl = HostFinish(device, load_graph(bundle), list(entry["host_nodes"]))
         self.inputs = device.inputs
-        self.outputs = device.outputs
+        self.outputs = [TensorInfo.from_manifest(s) for s in self.manifest["outputs"]]
 
     @property
     def device(self) -> DeviceSession:
         """The backend session (for `last_ticks` and `info`)."""
-        return self._impl
+        return self._device
 
 
 def open_board_session(bundle: Bundle, transport: Transport, retries: int = 3) -> BoardSession:
     """A full Session over a board. Usage: ``verify(open_board_session(bundle, SerialTransport(port)))``"""
-    return BoardSession(bundle, open_session(bundle.manifest, transport, retries))
+    image = bundle.manifest.get("backends", {}).get(NAME, {}).get("weights_image")
+    weights = bundle.artifact(image) if image else None
+    return BoardSession(bundle, open_session(bundle.manifest, transport, retries, weights))
 
 
 def load(bundle: Bundle, artifact: str | None = None, threads: int | None = None) -> DeviceSession:

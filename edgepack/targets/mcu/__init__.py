@@ -28,6 +28,9 @@ class MCUTarget:
 
     # Int8 activations with int8 or int4 weights, int16 activations with int8 weights (kernels/ep_*_s16.c).
     allowed_bits = ALLOWED_MCU
+    # Target options `package(target_options=...)` passes to compile: kernels "native" (default for quantized
+    # graphs) or "tvm" (default for float32 graphs).
+    compile_options = frozenset({"kernels"})
 
     def __init__(self, core: str) -> None:
         from edgepack.targets.mcu.boards import boards_for
@@ -64,6 +67,18 @@ class MCUTarget:
         if backend != "device":
             raise ValueError(f"target {self.name} has no backend {backend!r} to run")
         return run_golden(bundle_path, progress)
+
+    def connect(self, bundle_path: Path, board: str | None = None, port: str | None = None) -> Any:
+        """A connected board for `edgepack run/verify --board` (a QEMU board is started; flash.connect)."""
+        from edgepack.targets.mcu.flash import connect
+
+        return connect(bundle_path, board, port)
+
+    def flash(self, bundle_path: Path, board: str | None = None, port: str | None = None) -> Any:
+        """Put the bundle's firmware on a board, or start a QEMU board with it (flash.flash)."""
+        from edgepack.targets.mcu.flash import flash
+
+        return flash(bundle_path, board, port)
 
 
 def cortex_m0plus() -> MCUTarget:

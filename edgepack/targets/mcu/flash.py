@@ -17,13 +17,11 @@ Usage::
 from __future__ import annotations
 
 import importlib.util
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,13 @@ from edgepack.errors import EdgepackError
 from edgepack.runtime.backends.device import BoardSession, open_board_session
 from edgepack.runtime.bundle import Bundle
 from edgepack.runtime.serial_protocol import SerialTransport, Transport
-from edgepack.runtime.verify import VerifyReport, compare
+from edgepack.targets.board_session import (
+    BoardReport,
+    BoardRun,
+    golden_on_emulator,
+    run_connected,
+    verify_connected,
+)
 from edgepack.targets.mcu.boards import McuBoard, boards_for, get_board
 from edgepack.targets.mcu.qemu import QemuBoard
 
@@ -50,6 +54,28 @@ class FlashedBoard:
     command: list[str]
     qemu: QemuBoard | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def name(self) -> str:
+        """The board's name."""
+        return self.board.name
+
+    @property
+    def emulated(self) -> bool:
+        """True for a QEMU board."""
+        return self.board.emulated
+
+    @property
+    def counts_instructions(self) -> bool:
+        """QEMU boards run with -icount shift=0: their ticks convert exactly to instructions."""
+        return self.board.emulated
+
+    @property
+    def timing_source(self) -> str:
+        """Where the ticks come from, e.g. 'SysTick under qemu -icount shift=0, mps2-an386'."""
+        if self.board.emulated:
+            return f"SysTick under qemu -icount shift=0, {self.board.qemu_machine}"
+        return f"SysTick at {self.board.clock_hz / 1e6:g} MHz, {self.board.name}"
 
     def transport(self, baud: int = 115_200) -> SerialTransport:
         """A serial transport to the board's UART (EdgepackError when no port is known)."""
@@ -71,56 +97,6 @@ class FlashedBoard:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass
-class BoardReport(VerifyReport):
-    """`VerifyReport` of a board, with the SysTick ticks of every invoke.
-
-    On a QEMU board (`-icount shift=0`) one tick is 1e9 / clock_hz instructions, so the instruction count
-    is exact; on a real board ticks / clock_hz is the invoke's time.
-    """
-
-    board: str = ""
-    clock_hz: int = 0
-    emulated: bool = False
-    ticks: list[int] = field(default_factory=list)
-    seconds: float = 0.0  # wall time of the whole run, link included
-
-    @property
-    def ticks_per_inference(self) -> int:
-        """Median ticks of one invoke."""
-        return int(statistics.median(self.ticks)) if self.ticks else 0
-
-    @property
-    def instructions_per_inference(self) -> int | None:
-        """Instructions of one invoke (QEMU boards only; None on real boards)."""
-        return round(self.ticks_per_inference * 1e9 / self.clock_hz) if self.emulated and self.clock_hz else None
-
-    @property
-    def timing_source(self) -> str:
-        """Where the timing comes from, e.g. 'SysTick, qemu -icount shift=0, mps2-an386'."""
-        if self.emulated:
-            return f"SysTick under qemu -icount shift=0, {get_board(self.board).qemu_machine}"
-        return f"SysTick at {self.clock_hz / 1e6:g} MHz, {self.board}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: VerifyReport's plus board, ticks and instructions per inference."""
-        return dict(super().to_dict(), board=self.board, clock_hz=self.clock_hz, emulated=self.emulated,
-                    ticks_per_inference=self.ticks_per_inference,
-                    instructions_per_inference=self.instructions_per_inference,
-                    timing_source=self.timing_source, seconds=round(self.seconds, 3))
-
-
-@dataclass
-class BoardRun:
-    """Outputs of `run_on_board` (stacked like the inputs) and the ticks of every invoke."""
-
-    outputs: dict[str, np.ndarray]
-    board: str
-    clock_hz: int
-    emulated: bool
-    ticks: list[int]
 
 
 def bundle_board(manifest: Mapping[str, Any], board: str | None = None) -> McuBoard:
@@ -194,7 +170,7 @@ def open_session(bundle: Bundle, flashed: FlashedBoard, transport: Transport | N
     return open_board_session(bundle, transport if transport is not None else flashed.transport())
 
 
-def _connect(bundle_path: str | Path, board: str | None, port: str | None) -> FlashedBoard:
+def connect(bundle_path: str | Path, board: str | None, port: str | None) -> FlashedBoard:
     """Emulated boards are started with the bundle's firmware; a real board must already run it."""
     with Bundle.open(bundle_path) as bundle:
         spec = bundle_board(bundle.manifest, board)
@@ -214,15 +190,8 @@ def run_on_board(bundle_path: str | Path, inputs: Any, board: str | None = None,
 
     Usage: ``run_on_board("kws.edgepack", x, "qemu-mps2-an386").outputs``
     """
-    with _connect(bundle_path, board, port) as fb, Bundle.open(bundle_path) as bundle:
-        transport = fb.transport()
-        try:
-            session = open_session(bundle, fb, transport_wrapper(transport) if transport_wrapper else None)
-            outputs = session.run(inputs, dequantize=dequantize)
-            info = session.device.info
-            return BoardRun(outputs, fb.board.name, info.clock_hz, fb.board.emulated, list(session.device.ticks))
-        finally:
-            transport.close()
+    with connect(bundle_path, board, port) as fb:
+        return run_connected(bundle_path, fb, inputs, dequantize, transport_wrapper)
 
 
 def verify_on_board(bundle_path: str | Path, board: str | None = None, port: str | None = None,
@@ -232,22 +201,8 @@ def verify_on_board(bundle_path: str | Path, board: str | None = None, port: str
     `transport_wrapper` wraps the serial transport (tests inject faults with it).
     Usage: ``report = verify_on_board("kws.edgepack"); report.passed, report.instructions_per_inference``
     """
-    t0 = time.perf_counter()
-    with _connect(bundle_path, board, port) as fb, Bundle.open(bundle_path) as bundle:
-        transport = fb.transport()
-        try:
-            session = open_session(bundle, fb, transport_wrapper(transport) if transport_wrapper else None)
-            inputs, want = bundle.golden()
-            got = session.run(inputs)
-            tol = session.tolerance
-            checks = [compare(t.name, got[t.name], want[t.name], float(tol.get("max_abs", 0)),
-                              float(tol.get("rtol", 0))) for t in session.outputs]
-            info = session.device.info
-            return BoardReport("device", int(next(iter(want.values())).shape[0]), checks, board=fb.board.name,
-                               clock_hz=info.clock_hz, emulated=fb.board.emulated, ticks=list(session.device.ticks),
-                               seconds=time.perf_counter() - t0)
-        finally:
-            transport.close()
+    with connect(bundle_path, board, port) as fb:
+        return verify_connected(bundle_path, fb, transport_wrapper)
 
 
 def run_golden(bundle_path: str | Path, progress: Callable[[str], None] | None = None
@@ -257,34 +212,10 @@ def run_golden(bundle_path: str | Path, progress: Callable[[str], None] | None =
     QEMU boards run them now; a real board cannot be reached while packaging, so it returns (None, note)
     and the bundle keeps the declared 0 LSB (the kernels are bit-exact by construction and on QEMU).
     """
-    say = progress or (lambda msg: None)
     with Bundle.open(bundle_path) as bundle:
         spec = bundle_board(bundle.manifest)
     if not spec.emulated:
         return None, {"note": f"not run at packaging time ({spec.name} is a real board); 0 LSB is declared. "
                               f"Check it with: edgepack verify BUNDLE --board {spec.name} --port PORT"}
-    say(f"running the golden pairs on {spec.name} (QEMU)")
-    t0 = time.perf_counter()
-    with flash(bundle_path, spec.name) as fb, Bundle.open(bundle_path) as bundle:
-        transport = fb.transport()
-        try:
-            session = open_session(bundle, fb, transport)
-            inputs, want = bundle.golden()
-            got = session.run(inputs)
-            ticks = list(session.device.ticks)
-            clock = session.device.info.clock_hz
-        finally:
-            transport.close()
-    for name, w in want.items():  # the kernels are integer-exact: any difference is a bug, not a tolerance
-        if w.dtype.kind in "iu" and not np.array_equal(got[name], w):
-            bad = np.flatnonzero((got[name] != w).reshape(len(w), -1).any(axis=1))
-            raise EdgepackError(f"the firmware on {spec.name} differs from the golden model on output {name!r} in "
-                                f"{len(bad)} of {len(w)} golden samples (first: sample {bad[0]})",
-                                hint="this is an edgepack kernel bug; please report it with the model, or leave "
-                                     "the device backend out with --backend reference")
-    median = int(statistics.median(ticks))
-    return got, {"measured": {
-        "board": spec.name, "samples": len(ticks), "ticks_per_inference": median,
-        "instructions_per_inference": round(median * 1e9 / clock),
-        "source": f"SysTick under qemu-system-arm -M {spec.qemu_machine} -icount shift=0",
-        "seconds": round(time.perf_counter() - t0, 2)}}
+    with flash(bundle_path, spec.name) as fb:
+        return golden_on_emulator(bundle_path, fb, progress or (lambda msg: None))

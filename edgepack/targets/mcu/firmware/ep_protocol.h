@@ -17,6 +17,10 @@
 #define EP_CMD_READ_OUTPUT 0x04u
 #define EP_CMD_ECHO        0x05u
 #define EP_CMD_RESET       0x06u
+/* For boards with a volatile weight memory (the FPGA link, ep_link.v); this firmware keeps its weights in
+ * flash and answers them UNKNOWN_CMD. */
+#define EP_CMD_LOAD_WEIGHTS   0x07u
+#define EP_CMD_COMMIT_WEIGHTS 0x08u
 
 #ifndef EP_BYTE_TIMEOUT_MS
 #define EP_BYTE_TIMEOUT_MS 100u /* a frame stalled this long between bytes is dropped (status TIMEOUT) */

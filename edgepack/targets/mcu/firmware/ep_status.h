@@ -17,6 +17,9 @@
 #define EP_STATUS_INPUT_CHECKSUM  0x23u /* INVOKE: input buffer CRC differs from the host's */
 #define EP_STATUS_MODEL_FAILED    0x24u /* edgepack_model_run returned non-zero */
 #define EP_STATUS_NO_OUTPUT       0x25u /* READ_OUTPUT before a successful INVOKE */
+#define EP_STATUS_WEIGHTS_RANGE   0x26u /* LOAD_WEIGHTS offset + length beyond the weight image (FPGA link) */
+#define EP_STATUS_WEIGHTS_CHECKSUM 0x27u /* COMMIT_WEIGHTS: weight memory CRC differs from the host's */
+#define EP_STATUS_NO_WEIGHTS      0x28u /* INVOKE before a successful COMMIT_WEIGHTS */
 #define EP_STATUS_BOARD_ERROR     0x30u /* unspecified board error */
 #define EP_STATUS_FAULT           0x31u /* the CPU took a fault; the board has stopped */
 
