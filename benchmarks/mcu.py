@@ -20,8 +20,9 @@ model (ONNX), which only the TVM kernels run (the native kernels are integer-onl
 - TVM / native ratios (instructions, flash, RAM, arena) per model and board; a float32 model is compared
   with the native int8 run of its int8 twin (kws_ref_model_float vs kws_ref_model, ...).
 
-A combination that cannot be packaged (TVM refuses int8 layers, a model that does not fit the board's
-flash, a TVM compile error) is recorded with its reason instead of stopping the run.
+With `kernels="tvm"` an int8 model's conv / depthwise / FC layers are TVM kernels and its other layers
+stay native. A combination that cannot be packaged (a model that does not fit the board's flash, a TVM
+compile error) is recorded with its reason instead of stopping the run.
 
 Usage: python benchmarks/mcu.py [--boards qemu-mps2-an386 qemu-mps3-an547] [--models kws ad digits ...]
                                 [--kernels native tvm] [--no-float] [--out benchmarks/results/mcu.json]
@@ -221,8 +222,6 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _short(reason: str) -> str:
     """A refusal in a few words for the table (the JSON keeps it whole)."""
-    if "runs float32 layers only" in reason:
-        return "refused: --kernels tvm runs float32 layers only (int8 graph)"
     if "integer-only" in reason:
         return "refused: native kernels are integer-only (float32 graph)"
     m = re.search(r"does not fit the (flash|RAM) of [\w-]+: needs ([\d,]+) B.*?the board has ([\d,]+) B", reason)

@@ -1,5 +1,5 @@
 """Issue 4 must-shows on KWS: the edgepack-quantized model exported to .tflite runs bit-identically in
-tflite-micro (uniform int8 and mixed int4/int8), within a stated tolerance in LiteRT, and
+tflite-micro (uniform int8, uniform 16x8 and mixed int4/int8), within a stated tolerance in LiteRT, and
 `edgepack package --calib` -> `edgepack verify` passes on every backend.
 
 Stated LiteRT tolerance: at most 32 LSB of the int8 softmax output (1/256) and >= 98 % top-1 agreement with
@@ -42,7 +42,8 @@ def kws():
 
 @pytest.fixture(scope="module")
 def models(kws, tmp_path_factory) -> dict[str, Path]:
-    """Uniform int8 and the mixed model at <= 60 % of its weight bytes, as .tflite files."""
+    """Uniform int8, uniform 16x8 (int16 activations, int8 weights; int8 model I/O) and the mixed model at
+    <= 60 % of the int8 weight bytes, as .tflite files."""
     graph, calib, _, _ = kws
     cal = calibrate(graph, {"input_1": calib})
     q8 = quantize_graph(graph, None, calibration=cal)
@@ -53,7 +54,10 @@ def models(kws, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("kws_models")
     (out / "int8.tflite").write_bytes(to_tflite(q8))
     (out / "mixed.tflite").write_bytes(to_tflite(mixed))
-    return {"int8": out / "int8.tflite", "mixed": out / "mixed.tflite"}
+    q16 = quantize_graph(graph, None, QuantConfig(w_bits=8, a_bits=16), calibration=cal)
+    assert "int16" in {t.dtype for t in q16.tensors.values()}
+    (out / "int16x8.tflite").write_bytes(to_tflite(q16))
+    return {"int8": out / "int8.tflite", "mixed": out / "mixed.tflite", "int16x8": out / "int16x8.tflite"}
 
 
 def _golden(model: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +70,7 @@ def _golden(model: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xq, Interpreter(g).run({g.inputs[0]: xq})[g.outputs[0]]
 
 
-@pytest.mark.parametrize("kind", ["int8", "mixed"])
+@pytest.mark.parametrize("kind", ["int8", "mixed", "int16x8"])
 def test_tflite_micro_is_bit_identical(kws, models, kind: str) -> None:
     runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
     xq, want = _golden(models[kind], kws[2])

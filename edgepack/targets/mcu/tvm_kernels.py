@@ -26,6 +26,10 @@ How a graph becomes code:
 The kernels are float32 arithmetic in TVM's loop order, so outputs differ from the golden interpreter by
 float rounding only (measured on the emulated M4: see docs/targets/cortex-m.md).
 
+In a quantized graph the int8 conv / depthwise / FC layers are TVM kernels (one TE function each: int32
+accumulation, then the kernel library's `ep_requantize`, so they are bit-exact) and every other layer
+keeps its native kernel, called from the same model.c.
+
 Usage: ``calls = lower_tvm(graph, "cortex-m4"); files = write_tvm_sources(graph, sha, "cortex-m4", dest)``
 """
 
@@ -69,11 +73,16 @@ class TvmCall(Call):
     spec: dict[str, Any] = field(default_factory=dict)  # op attributes the Relax function is built from
     params: list[tuple[int, ...]] = field(default_factory=list)
     func: str = ""  # the kernel's name (ep_tvm_kNN), set by `assign_kernels`
+    dtypes: list[str] = field(default_factory=list)  # per parameter; empty means all float32
+
+    def dtype(self, i: int) -> str:
+        """The element type of parameter `i` (the output is the last)."""
+        return self.dtypes[i] if self.dtypes else "float32"
 
     @property
     def key(self) -> str:
         """Identifies the kernel: calls with equal keys share one generated function."""
-        return json.dumps([self.op.value, self.spec, [list(p) for p in self.params]], sort_keys=True)
+        return json.dumps([self.op.value, self.spec, [list(p) for p in self.params], self.dtypes], sort_keys=True)
 
 
 def _f32(name: str, values: Any) -> Table:
@@ -81,6 +90,26 @@ def _f32(name: str, values: Any) -> Table:
     if not np.all(np.isfinite(arr)):
         raise LoweringError(f"{name}: non-finite constant")
     return Table(name, "float", arr.ravel())
+
+
+def _i32_table(name: str, values: Any) -> Table:
+    arr = np.asarray(values, np.int64).ravel()
+    if arr.size and (arr.min() < -(2**31) or arr.max() > 2**31 - 1):
+        raise LoweringError(f"{name}: value outside int32")
+    return Table(name, "int32_t", arr)
+
+
+def _int8_linear(ctx: NodeContext) -> bool:
+    """Whether a quantized node is one the TVM lowering runs: int8 conv / depthwise / FC, 8-bit weights with
+    zero point 0, int8 input and output (int4 weights and int16 activations keep the native kernels)."""
+    if ctx.node.op not in (Op.CONV_2D, Op.DEPTHWISE_CONV_2D, Op.FULLY_CONNECTED):
+        return False
+    x, w = ctx.ins[0], ctx.ins[1]
+    if x is None or w is None or not w.is_const or x.dtype != "int8" or ctx.out.dtype != "int8":
+        return False
+    if (w.quant.bits if w.quant is not None else 8) != 8 or w.dtype != "int8" or ctx.data.get("wide"):
+        return False
+    return bool(np.all(np.asarray(ctx.data["w_zp"]) == 0))
 
 
 def _bounds(lo: Any, hi: Any) -> list[float] | None:
@@ -92,21 +121,75 @@ def _bounds(lo: Any, hi: Any) -> list[float] | None:
 
 
 class _TvmLowerer:
-    """One method per op, named after it; each returns a TvmCall (or an alias Call for RESHAPE)."""
+    """One method per op, named after it; each returns a TvmCall (or an alias Call for RESHAPE).
 
-    def __init__(self, graph: Graph) -> None:
+    In a quantized graph the int8 linear layers (conv, depthwise conv, fully connected with int8 weights and
+    int8 activations) become TVM kernels with TFLM's requantization; every other layer keeps its native
+    kernel (`lowering._Lowerer`), called from the same model.c.
+    """
+
+    def __init__(self, graph: Graph, cpu: str = "cortex-m4") -> None:
+        from edgepack.targets.mcu.lowering import CPU_DSP, _Lowerer
+
         self.graph = graph
+        self.native = _Lowerer(graph, CPU_DSP[cpu])
 
     def lower(self, index: int, ctx: NodeContext) -> Call:
         node = ctx.node
+        if ctx.quantized:
+            if _int8_linear(ctx):
+                call: Call = self._quantized_linear(index, ctx, f"l{index:02d}_")
+                call.summary = _summary(index, ctx)
+                return call
+            return self.native.lower(index, ctx)
         for t in [*ctx.ins, ctx.out]:
             if t is not None and t.dtype != "float32" and node.op is not Op.RESHAPE:
                 raise LoweringError(f"--kernels tvm runs float32 layers only, got a {t.dtype} tensor")
         method = getattr(self, node.op.value, None)
         if method is None:
             raise LoweringError(f"{node.op.value} has no TVM lowering in edgepack")
-        call: Call = method(index, ctx, f"l{index:02d}_")
+        call = method(index, ctx, f"l{index:02d}_")
         call.summary = _summary(index, ctx)
+        return call
+
+    def _quantized_linear(self, index: int, ctx: NodeContext, p: str) -> TvmCall:
+        """An int8 conv / depthwise conv / fully connected layer: int32 accumulation of (x - input zero point)
+        times the int8 weights, plus the int32 bias, then TFLM's per-channel requantization."""
+        x, w, out = ctx.ins[0], ctx.ins[1], ctx.out
+        assert x is not None and w is not None
+        channels = out.shape[-1]
+        b = ctx.ins[2] if len(ctx.ins) > 2 else None
+        bias = np.zeros(channels, np.int64) if b is None else np.asarray(b.data, np.int64).ravel()
+        mult = np.broadcast_to(np.asarray(ctx.data["multiplier"], np.int64).ravel(), (channels,))
+        shift = np.broadcast_to(np.asarray(ctx.data["shift"], np.int64).ravel(), (channels,))
+        lo, hi = (int(v) for v in ctx.data["act"])
+        spec: dict[str, Any] = {"in_zp": int(ctx.data["in_zp"]), "out_zp": int(ctx.data["out_zp"]),
+                                "act": [lo, hi], "left_shift": bool((shift > 0).any())}
+        data = np.asarray(w.data, np.int8)
+        if ctx.node.op is Op.FULLY_CONNECTED:
+            outs, depth = w.shape
+            wt = data.reshape(outs, depth).T.copy()  # [depth, outs]: y = x @ wt
+            in_shape, out_shape = (x.size // depth, depth), (x.size // depth, outs)
+        else:
+            st, d = list(ctx.attr("strides", [1, 1])), list(ctx.attr("dilations", [1, 1]))
+            kh, kw = w.shape[1], w.shape[2]
+            pads = self._pads(ctx, (x.shape[1], x.shape[2]), (kh, kw), st, d, list(ctx.attr("pads", [0, 0, 0, 0])))
+            depthwise = ctx.node.op is Op.DEPTHWISE_CONV_2D
+            if depthwise:
+                wt, groups = data.reshape(kh, kw, w.shape[3], 1), x.shape[3]
+            else:
+                if w.shape[3] != x.shape[3]:
+                    raise LoweringError("grouped convolution is not supported")
+                wt, groups = data, 1
+            spec.update({"strides": st, "dilations": d, "pads": pads, "groups": int(groups),
+                         "kernel_layout": "HWOI" if depthwise else "OHWI"})
+            in_shape, out_shape = tuple(x.shape), tuple(out.shape)
+        args: list[Table | Buffer] = [Buffer(ctx.node.inputs[0]), Table(p + "weights", "int8_t", wt.ravel()),
+                                      _i32_table(p + "bias", bias), _i32_table(p + "multiplier", mult),
+                                      _i32_table(p + "shift", shift)]
+        call = self._call(index, ctx, spec, args, [in_shape, wt.shape, bias.shape, mult.shape, shift.shape])
+        call.params[-1] = tuple(int(v) for v in out_shape)
+        call.dtypes = ["int8", "int8", "int32", "int32", "int32", "int8"]
         return call
 
     def _call(self, index: int, ctx: NodeContext, spec: dict[str, Any], args: list[Table | Buffer],
@@ -259,17 +342,19 @@ def _summary(index: int, ctx: NodeContext) -> str:
     if len(name) > 60:
         name = name[:28] + "..." + name[-29:]
     op = ctx.node.op.value.lower().replace("_2d", "2d").replace("depthwise_", "dw")
-    return f'{index:02d} {op} "{name}" {shape(first.shape if first else ())} -> {shape(ctx.out.shape)} f32'
+    kind = "f32" if ctx.out.dtype == "float32" else "w8a8"
+    return f'{index:02d} {op} "{name}" {shape(first.shape if first else ())} -> {shape(ctx.out.shape)} {kind}'
 
 
 def lower_tvm(graph: Graph, cpu: str = "cortex-m4") -> list[Call]:
-    """One call per node (graph order): TvmCall, or an alias for RESHAPE; UnsupportedOpsError otherwise."""
+    """One call per node (graph order): TvmCall, an alias for RESHAPE, or (quantized graphs) a native call
+    for layers other than int8 conv / depthwise / FC; UnsupportedOpsError otherwise."""
     contexts, problems = prepare_all(graph)
     found: dict[str, list[Any]] = {}
     for name, op, reason in problems:
         found.setdefault(op, [0, name, reason])[0] += 1
     failed = {name for name, _, _ in problems}
-    lowerer = _TvmLowerer(graph)
+    lowerer = _TvmLowerer(graph, cpu)
     calls: list[Call] = []
     for i, ctx in enumerate(contexts):
         if ctx.node.name in failed:
@@ -323,8 +408,10 @@ def _relax_module(call: TvmCall) -> Any:
 
     op, spec = call.op, call.spec
     bb = relax.BlockBuilder()
-    params = [relax.Var(f"p{i}", ty=relax.TensorType(shape=s, dtype="float32"))
+    params = [relax.Var(f"p{i}", ty=relax.TensorType(shape=s, dtype=call.dtype(i)))
               for i, s in enumerate(call.params[:-1])]
+    if call.dtypes:
+        return _quantized_module(call, bb, params)
 
     def clip(y: Any, always: bool = False) -> Any:
         b = spec.get("clip") or ([-FLT_MAX, FLT_MAX] if always else None)
@@ -379,6 +466,67 @@ def _relax_module(call: TvmCall) -> Any:
             out = bb.emit_output(bb.emit(y))
         bb.emit_func_output(out)
     return bb.get()
+
+
+def _quantized_module(call: TvmCall, bb: Any, params: list[Any]) -> Any:
+    """Relax for an int8 linear layer: one TE function (`_quantized_te`), so the layer is one TIR kernel."""
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = bb.emit_output(bb.emit_te(_quantized_te(call), *params))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _quantized_te(call: TvmCall) -> Any:
+    """TE compute of an int8 linear layer: sum of (x - input zero point) * w in int32, + bias, then
+    ep_requantize (TFLM's MultiplyByQuantizedMultiplier, double rounding, as `ir.reference.fixedpoint`),
+    + output zero point, clamped to the activation range, as int8."""
+    from tvm import te, tirx
+
+    spec, op = call.spec, call.op
+
+    def i32(v: int) -> Any:
+        return tirx.const(v, "int32")
+
+    def requantize(acc: Any, mult: Any, shift: Any) -> Any:
+        # The kernel library's ep_requantize (ep_common.h), the C twin of the reference: TIR with int64
+        # arithmetic would not survive ForceNarrowIndexToInt32, which narrows every int64 expression.
+        r = tirx.call_extern("int32", "ep_requantize", acc, mult, shift) + i32(spec["out_zp"])
+        lo, hi = spec["act"]
+        return tirx.max(tirx.min(r, i32(hi)), i32(lo)).astype("int8")
+
+    def compute(x: Any, w: Any, bias: Any, mult: Any, shift: Any) -> Any:
+        zp = i32(spec["in_zp"])
+        out_shape = call.params[-1]
+        if op is Op.FULLY_CONNECTED:
+            k = te.reduce_axis((0, call.params[0][1]), name="k")
+            acc = te.compute(out_shape, lambda r, o: te.sum((x[r, k].astype("int32") - zp) * w[k, o].astype("int32"),
+                                                            axis=k), name="acc")
+        else:
+            _, h, wd, c = call.params[0]
+            top, left, bottom, right = spec["pads"]
+            xp = te.compute((1, h + top + bottom, wd + left + right, c), lambda n, i, j, ch: tirx.Select(
+                tirx.all(i >= top, i < h + top, j >= left, j < wd + left),
+                x[n, i - top, j - left, ch].astype("int32") - zp, i32(0)), name="xpad")
+            (sh, sw), (dh, dw) = spec["strides"], spec["dilations"]
+            if spec["kernel_layout"] == "OHWI":
+                _, kh, kw, _ = call.params[1]
+                ry, rx = te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
+                rc = te.reduce_axis((0, c), name="rc")
+                acc = te.compute(out_shape, lambda n, i, j, o: te.sum(
+                    xp[n, i * sh + ry * dh, j * sw + rx * dw, rc] * w[o, ry, rx, rc].astype("int32"),
+                    axis=[ry, rx, rc]), name="acc")
+            else:  # depthwise, HWOI [KH, KW, C * M, 1]: output channel o reads input channel o // M
+                kh, kw, outs, _ = call.params[1]
+                m = outs // c
+                ry, rx = te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
+                acc = te.compute(out_shape, lambda n, i, j, o: te.sum(
+                    xp[n, i * sh + ry * dh, j * sw + rx * dw, o // m] * w[ry, rx, o, 0].astype("int32"),
+                    axis=[ry, rx]), name="acc")
+        return te.compute(out_shape, lambda *idx: requantize(acc[idx] + bias[idx[-1]], mult[idx[-1]],
+                                                             shift[idx[-1]]), name="requantize")
+
+    return compute
 
 
 def _prim_func(call: TvmCall) -> tuple[Any, list[int]]:
@@ -550,7 +698,8 @@ def _postprocess(src: str, names: list[str]) -> str:
             '#pragma GCC diagnostic ignored "-Wmaybe-uninitialized" /* accumulators are set on the first iteration */\n'
             "#endif\n"
             "#include <stddef.h>\n"
-            '#include "ep_tvm_ffi.h"\n')
+            '#include "ep_tvm_ffi.h"\n'
+            + ('#include "ep_common.h" /* ep_requantize */\n' if "ep_requantize(" in body else ""))
     return head + body
 
 
@@ -569,6 +718,9 @@ def _float_table_c(t: Table) -> str:
              for i in range(0, len(values), 8)]
     body = ",\n    ".join(lines) if lines else "0"
     return f"static const float {t.name}[{max(len(values), 1)}] EP_ALIGNED(4) = {{\n    {body}\n}};"
+
+
+_DL_TYPES = {"float32": "{kDLFloat, 32, 1}", "int8": "{kDLInt, 8, 1}", "int32": "{kDLInt, 32, 1}"}
 
 
 class _TvmEmitter:
@@ -590,32 +742,35 @@ class _TvmEmitter:
         return "\n".join(f"static const int64_t {name}[{max(len(s), 1)}] = {{{', '.join(map(str, s)) or '1'}}};"
                          for s, name in self.shapes.items())
 
-    def _tensors(self, call: TvmCall) -> list[tuple[str, tuple[int, ...], str | None]]:
-        """(data expression or '' for a caller buffer, shape, I/O patch) of each kernel argument, in order."""
+    def _tensors(self, call: TvmCall) -> list[tuple[str, tuple[int, ...], str | None, str]]:
+        """(data expression or 'NULL' for a caller buffer, shape, I/O patch, dtype) of each kernel argument."""
         items = []
         for i in [*self.order[call.func], len(call.args) - 1]:
-            a, shape = call.args[i], call.params[i]
+            a, shape, dtype = call.args[i], call.params[i], call.dtype(i)
             if isinstance(a, Table):
-                items.append((f"(void *){a.name}", shape, None))
+                items.append((f"(void *){a.name}", shape, None, dtype))
             else:
                 assert isinstance(a, Buffer)
                 region, offset = self.memory.location(a.tensor)
                 if region == "arena":
-                    items.append((f"(void *)(ep_arena + {offset})", shape, None))
+                    items.append((f"(void *)(ep_arena + {offset})", shape, None, dtype))
                 else:
                     base = "in" if region == "input" else "out"
-                    items.append(("NULL", shape, f"(void *)({base} + {offset})"))
+                    items.append(("NULL", shape, f"(void *)({base} + {offset})", dtype))
         return items
 
     def data(self, call: Call) -> str:
+        from edgepack.targets.mcu import codegen
+
         if not isinstance(call, TvmCall):
             return self.native.data(call)
         p = f"l{call.index:02d}_"
         parts = [f"/* {call.summary} (TVM kernel {call.func}) */"]
-        parts += [_float_table_c(a) for a in call.args if isinstance(a, Table)]
+        parts += [_float_table_c(a) if a.ctype == "float" else codegen._table_c(a)
+                  for a in call.args if isinstance(a, Table)]
         items = self._tensors(call)
-        rows = [f"    {{{data}, {{kDLCPU, 0}}, {len(shape)}, {{kDLFloat, 32, 1}}, (int64_t *){self.shape(shape)}, "
-                f"NULL, 0}}" for data, shape, _ in items]
+        rows = [f"    {{{data}, {{kDLCPU, 0}}, {len(shape)}, {_DL_TYPES[dtype]}, (int64_t *){self.shape(shape)}, "
+                f"NULL, 0}}" for data, shape, _, dtype in items]
         parts.append(f"static DLTensor {p}tensors[{len(items)}] = {{\n" + ",\n".join(rows) + "\n};")
         cells = [f"    {{.type_index = kTVMFFIDLTensorPtr, .v_ptr = &{p}tensors[{i}]}}" for i in range(len(items))]
         parts.append(f"static TVMFFIAny {p}args[{len(items)}] = {{\n" + ",\n".join(cells) + "\n};")
@@ -626,7 +781,7 @@ class _TvmEmitter:
             return self.native.call(call)
         p = f"l{call.index:02d}_"
         lines = [f"    /* {call.summary} */"]
-        for i, (_, _, patch) in enumerate(self._tensors(call)):
+        for i, (_, _, patch, _) in enumerate(self._tensors(call)):
             if patch is not None:
                 lines.append(f"    {p}tensors[{i}].data = {patch};")
         lines.append(f"    EP_CHECK(EP_TVM_CALL(__tvm_ffi_{call.func}, {p}args));")

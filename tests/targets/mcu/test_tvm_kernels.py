@@ -28,6 +28,7 @@ from edgepack.targets.mcu.tvm_kernels import TvmCall, lower_tvm, tvm_missing, wr
 
 MODELS = Path(__file__).resolve().parents[3].parent / "shared" / "models"
 KWS_FLOAT = MODELS / "kws_ref_model_float.tflite"
+KWS_INT8 = MODELS / "kws_ref_model.tflite"
 FLOAT_ATOL = 1e-4
 M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
 
@@ -100,7 +101,7 @@ def test_identical_layers_share_one_kernel() -> None:
     assert funcs == ["ep_tvm_k00", "ep_tvm_k01", "ep_tvm_k01"]
 
 
-def test_int8_graphs_and_unknown_ops_are_refused_with_reasons() -> None:
+def test_float_ops_without_a_tvm_lowering_are_refused_with_reasons() -> None:
     x, y = Tensor("x", (1, 4), "float32"), Tensor("y", (1, 4), "float32")
     g = Graph("t", {"x": x, "y": y}, [Node(Op.DEQUANTIZE, "dq", ["x"], ["y"])], ["x"], ["y"])
     with pytest.raises(UnsupportedOpsError):
@@ -161,6 +162,60 @@ def test_small_float_cnn_runs_on_the_emulated_m4_within_1e4(tmp_path: Path) -> N
 def test_kws_float_runs_on_the_emulated_m4_within_1e4(tmp_path: Path) -> None:
     got = _package_and_verify(KWS_FLOAT, tmp_path / "kws_float.edgepack", 16)
     assert got["instructions"] > 0
+
+
+def small_int8_cnn(layer_bits: dict[str, tuple[int, int]] | None = None) -> Graph:
+    """small_float_cnn quantized by edgepack on 64 seeded random inputs: int8, or per-layer `layer_bits`."""
+    from edgepack.quantize.quantizer import quantize_graph
+    from edgepack.quantize.scheme import QuantConfig
+
+    x = np.random.default_rng(1).normal(0, 1, (64, 12, 10, 2)).astype(np.float32)
+    return quantize_graph(small_float_cnn(), {"x": x}, QuantConfig(layer_bits=layer_bits or {}))
+
+
+def test_int8_linear_layers_lower_to_tvm_and_the_rest_to_native_kernels() -> None:
+    calls = lower_tvm(small_int8_cnn())
+    kinds = {c.node: ("tvm" if isinstance(c, TvmCall) else c.kernel) for c in calls if not c.is_alias}
+    assert {n for n, k in kinds.items() if k == "tvm"} == {"conv", "dw", "pw", "fc"}
+    assert kinds["residual"] == "ep_add_s8" and kinds["softmax"] == "ep_softmax_s8"
+    conv = next(c for c in calls if c.node == "conv")
+    assert isinstance(conv, TvmCall) and conv.dtypes == ["int8", "int8", "int32", "int32", "int32", "int8"]
+    assert [a.ctype for a in conv.args if isinstance(a, Table)] == ["int8_t", "int32_t", "int32_t", "int32_t"]
+
+
+@pytest.mark.slow
+@needs_tvm
+@needs_arm
+@needs_qemu
+@pytest.mark.parametrize("layer_bits", [None, {"conv": (4, 8), "dw": (4, 8)}], ids=["int8", "int4-layers-native"])
+def test_small_int8_cnn_through_tvm_is_bit_exact_on_the_emulated_m4(tmp_path: Path, layer_bits) -> None:
+    graph = small_int8_cnn(layer_bits)
+    if layer_bits:  # the int4 layers keep their native kernels, next to TVM ones
+        kinds = {c.node: isinstance(c, TvmCall) for c in lower_tvm(graph)}
+        assert not kinds["conv"] and not kinds["dw"] and kinds["pw"] and kinds["fc"]
+    model = tmp_path / "small_int8_cnn.tflite"
+    model.write_bytes(to_tflite(graph))
+    out = tmp_path / "small_int8.edgepack"
+    manifest = package(model, out, target="cortex-m4", golden_count=16, target_options={"kernels": "tvm"}).manifest
+    assert manifest["memory"]["kernels"] == "tvm"
+    assert manifest["backends"]["device"]["tolerance"] == {"max_abs": 0, "unit": "lsb"}
+    report = board_ops.verify_on_board(out)
+    assert report.passed and report.samples == 16
+    assert max(o.max_abs_diff for o in report.outputs) == 0
+
+
+@pytest.mark.slow
+@needs_tvm
+@needs_arm
+@needs_qemu
+@pytest.mark.skipif(not KWS_INT8.is_file(), reason=f"{KWS_INT8} not present")
+def test_kws_int8_through_tvm_is_bit_exact_on_the_emulated_m4(tmp_path: Path) -> None:
+    out = tmp_path / "kws_tvm.edgepack"
+    package(KWS_INT8, out, target="cortex-m4", golden_count=50, target_options={"kernels": "tvm"})
+    report = board_ops.verify_on_board(out)
+    assert report.passed and report.samples == 50 and max(o.max_abs_diff for o in report.outputs) == 0
+    print(f"\nKWS int8 with TVM kernels on qemu-mps2-an386: 50/50 bit-exact, "
+          f"{report.instructions_per_inference:,} instructions per inference")
 
 
 def test_native_kernels_refuse_float_graphs_in_compile() -> None:
