@@ -29,7 +29,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeviceCli
 
         fw = mcu_test_model.build(board.name, tmp_path)
         with QemuBoard(board, fw.elf) as qemu:
-            yield DeviceClient(SerialTransport(qemu.port))
+            yield DeviceClient(SerialTransport(qemu.port), boot_timeout=10.0)
     else:
         config = request.config
         transport = SerialTransport(config.getoption("--port"), config.getoption("--baud"))

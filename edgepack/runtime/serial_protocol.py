@@ -436,11 +436,15 @@ class DeviceClient:
     """
 
     def __init__(self, transport: Transport, retries: int = 3, timeout: float = 2.0,
-                 invoke_timeout: float = 120.0) -> None:
+                 invoke_timeout: float = 120.0, boot_timeout: float | None = None) -> None:
         self.transport = transport
         self.retries = retries
         self.timeout = timeout
         self.invoke_timeout = invoke_timeout
+        # For a board that may still be starting (QEMU notices a new pty client only on a 1 s poll): the
+        # first attempt of the first request waits this long before it counts as lost.
+        self.boot_timeout = boot_timeout
+        self._booted = boot_timeout is None
         self.info: DeviceInfo | None = None
         self.retried = 0  # requests resent so far (for reports and tests)
         self._seq = 0
@@ -474,7 +478,10 @@ class DeviceClient:
             seq = self._next_seq()
             self.transport.reset_input()
             self.transport.write(encode_frame(cmd, seq, payload))
-            got = self._await(cmd, seq, self.timeout if timeout is None else timeout)
+            wait = self.timeout if timeout is None else timeout
+            if not self._booted:
+                wait, self._booted = max(wait, self.boot_timeout or 0.0), True
+            got = self._await(cmd, seq, wait)
             if isinstance(got, str):
                 problem = got
                 continue
@@ -588,6 +595,7 @@ class DeviceClient:
         """Reset the board and identify it again."""
         self._ok(Cmd.RESET)
         time.sleep(settle)
+        self._booted = self.boot_timeout is None
         return self.identify()
 
 

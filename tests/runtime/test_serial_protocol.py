@@ -261,3 +261,14 @@ def test_unknown_command_is_answered_not_retried(fake: FakeDevice) -> None:
     client = client_for(fake)
     assert client.request(0x42) == (Status.UNKNOWN_CMD, b"")
     assert client.retried == 0
+
+
+def test_boot_timeout_applies_to_the_first_attempt_only(fake: FakeDevice) -> None:
+    import time
+
+    silent = FaultInjectingTransport(SerialTransport(fake.port), [Fault("swallow", "tx", nth=None)])
+    client = DeviceClient(silent, retries=1, timeout=0.3, boot_timeout=1.5)
+    start = time.monotonic()
+    with pytest.raises(DeviceError, match="IDENTIFY failed after 2 attempts: no response within 0.3 s"):
+        client.identify()
+    assert 1.7 < time.monotonic() - start < 5  # 1.5 s for the first attempt, 0.3 s for the retry

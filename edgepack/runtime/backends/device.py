@@ -131,15 +131,17 @@ def device_outputs(manifest: Mapping[str, Any]) -> list[TensorInfo]:
 
 
 def open_session(manifest: Mapping[str, Any], transport: Transport, retries: int = 3,
-                 weights: bytes | None = None) -> DeviceSession:
+                 weights: bytes | None = None, boot_timeout: float | None = 10.0) -> DeviceSession:
     """A backend session over `transport`, after checking the board runs this manifest's model.
+
+    The first IDENTIFY waits up to `boot_timeout` seconds: the board may have just been started or flashed.
 
     A board that reports a volatile weight memory (IDENTIFY flag, the FPGA engine) gets `weights` loaded
     and committed unless the image it holds already has the same CRC.
     """
     inputs = [TensorInfo.from_manifest(s) for s in manifest["inputs"]]
     outputs = device_outputs(manifest)
-    client = DeviceClient(transport, retries=retries)
+    client = DeviceClient(transport, retries=retries, boot_timeout=boot_timeout)
     info = client.identify()
     check_identity(info, manifest, inputs, outputs)
     if info.needs_weights:

@@ -69,7 +69,7 @@ def read_frame(transport: SerialTransport, timeout: float = 3.0) -> Frame:
 
 def run_all(board: str, elf: Path, data: list[bytes], kind: str = "reverse") -> tuple[object, list[int]]:
     with QemuBoard(board, elf) as qemu:
-        client = DeviceClient(SerialTransport(qemu.port))
+        client = DeviceClient(SerialTransport(qemu.port), boot_timeout=10.0)
         info = client.identify()
         ticks = []
         for x in data:
@@ -107,7 +107,7 @@ def test_ticks_count_instructions_at_the_board_clock(board: str, firmware) -> No
 
 def test_model_error_and_cpu_fault_are_reported(firmware) -> None:
     with QemuBoard("qemu-mps2-an386", firmware("qemu-mps2-an386", "fail").elf) as qemu:
-        client = DeviceClient(SerialTransport(qemu.port))
+        client = DeviceClient(SerialTransport(qemu.port), boot_timeout=10.0)
         with pytest.raises(DeviceError, match="the model on the device returned error 7"):
             client.run(bytes(16))
         with pytest.raises(DeviceError, match="READ_OUTPUT: device answered 0x25 NO_OUTPUT"):
@@ -243,7 +243,7 @@ def test_generated_model_runs_bit_exact_with_repeatable_ticks(board: str, tmp_pa
     runs = []
     for _ in range(2):
         with QemuBoard(board, fw.elf) as qemu:
-            client = DeviceClient(SerialTransport(qemu.port))
+            client = DeviceClient(SerialTransport(qemu.port), boot_timeout=10.0)
             assert client.identify().model_sha256 == "ab" * 32
             ticks = []
             for i in range(5):
