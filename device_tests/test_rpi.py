@@ -63,6 +63,7 @@ def test_kws_int8_litert_in_emulated_pi(userland: Path, tmp_path: Path, monkeypa
                            golden=need(KWS_TEST), golden_count=1000, backends=["litert"]).path
     run = run_bundle(bundle, userland, ["litert"], cpu=CPU)
     assert not run.errors, run.errors
+    assert run.edgepack_from.endswith("-py3-none-any.whl")  # installed from a wheel, as pip would
     summary = _check(bundle, run.outputs, tmp_path)["litert/Identity"]
     assert summary["passed"], summary
     assert summary["top1"] >= 0.99, f"top-1 agreement {summary['top1']:.1%} on the 1000 KWS inputs"

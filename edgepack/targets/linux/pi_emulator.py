@@ -13,11 +13,13 @@ is honoured; the hash covers the package and wheel lists below, so changing them
    with `-L SYSROOT` qemu opens `SYSROOT/proc/cpuinfo` instead, so LiteRT sees an ARM CPU;
 5. import numpy, LiteRT and TVM's runtime in the emulator, then mark the directory ready.
 
-Each `run_bundle()` copies edgepack's own package source next to the bundle (the runtime is pure
-Python), runs `python3.11` from the sysroot under qemu, loads the bundle with `edgepack.runtime.load`
-for each backend, runs the golden inputs and writes the outputs to an npz that the host compares
-with the golden outputs. onnxruntime segfaults on import under qemu-user (FIELD-NOTES), so that backend
-is never run here. binfmt_misc is not available, so qemu is always called explicitly.
+Each `run_bundle()` installs edgepack next to the bundle from a wheel built from the running source
+tree (`edgepack_wheel`, once per process; the runtime is pure Python, so the wheel is the one a Pi
+would get from `pip install edgepack`), runs `python3.11` from the sysroot under qemu, loads the
+bundle with `edgepack.runtime.load` for each backend, runs the golden inputs and writes the outputs
+to an npz that the host compares with the golden outputs. onnxruntime segfaults on import under
+qemu-user (FIELD-NOTES), so that backend is never run here. binfmt_misc is not available, so qemu is
+always called explicitly.
 
 Usage: ``root = build_userland(); result = run_bundle("kws.edgepack", root, ["litert"], cpu="cortex-a72")``
 """
@@ -266,6 +268,7 @@ class EmulatedRun:
     outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # backend -> name -> stacked array
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of the golden run, emulated
     errors: dict[str, str] = field(default_factory=dict)  # backend -> why it could not load
+    edgepack_from: str = ""  # the wheel (or source tree) the emulated Pi imported edgepack from
 
     @property
     def description(self) -> str:
@@ -280,6 +283,36 @@ def edgepack_source() -> Path:
     return Path(edgepack.__file__).resolve().parent.parent
 
 
+_wheels: dict[Path, Path] = {}
+
+
+def edgepack_wheel() -> Path | None:
+    """A wheel of the running edgepack, built once per process from its source tree (what `pip install
+    edgepack` puts on a Pi); None when edgepack runs from an installed wheel (no pyproject.toml)."""
+    src = edgepack_source()
+    if not (src / "pyproject.toml").is_file():
+        return None
+    if src in _wheels and _wheels[src].is_file():
+        return _wheels[src]
+    out = Path(tempfile.mkdtemp(prefix="edgepack-wheel-"))
+    tree = out / "tree"  # a copy, so that the build writes nothing into the user's source tree
+    tree.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, tree / name)
+    shutil.copytree(src / "edgepack", tree / "edgepack", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                           "-w", str(out), str(tree)], capture_output=True, text=True, timeout=600)
+    wheels = sorted(out.glob("edgepack-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise EdgepackError(f"building the edgepack wheel for the emulated Pi failed: "
+                            f"{' | '.join(proc.stderr.strip().splitlines()[-4:])}",
+                            hint="pip install setuptools wheel into this environment")
+    shutil.rmtree(tree)
+    _wheels[src] = wheels[0]
+    return wheels[0]
+
+
 def run_bundle(bundle_path: str | os.PathLike[str], root: Path, backends: list[str], cpu: str = "cortex-a72",
                threads: int | None = None, timeout: float = 3600) -> EmulatedRun:
     """Run the bundle's golden inputs on `backends` in the emulated Pi; outputs come back as arrays.
@@ -291,8 +324,13 @@ def run_bundle(bundle_path: str | os.PathLike[str], root: Path, backends: list[s
     write_cpu_files(root / "sysroot", cpu)
     with tempfile.TemporaryDirectory(prefix="edgepack-qemu-") as tmp:
         src = Path(tmp) / "src"
-        shutil.copytree(edgepack_source() / "edgepack", src / "edgepack",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "kernels", "firmware", "templates"))
+        wheel = edgepack_wheel()
+        if wheel is not None:  # installed as pip would: a pure-Python wheel is unpacked into site-packages
+            with zipfile.ZipFile(wheel) as zf:
+                zf.extractall(src)
+        else:
+            shutil.copytree(edgepack_source() / "edgepack", src / "edgepack",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         bundle = Path(tmp) / Path(bundle_path).name
         shutil.copyfile(bundle_path, bundle)
         cmd = [*qemu_command(root, cpu), "-c", _RUNNER, str(bundle), tmp, str(threads or 0), *backends]
@@ -305,7 +343,7 @@ def run_bundle(bundle_path: str | os.PathLike[str], root: Path, backends: list[s
             tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
             raise EdgepackError(f"the emulated Pi ({QEMU} -cpu {cpu}) failed (exit {proc.returncode}): {tail}")
         report = json.loads(lines[-1].removeprefix("EDGEPACK-RESULT "))
-        run = EmulatedRun(cpu)
+        run = EmulatedRun(cpu, edgepack_from=wheel.name if wheel is not None else str(edgepack_source()))
         for backend, info in report.items():
             if "error" in info:
                 run.errors[backend] = info["error"]
