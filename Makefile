@@ -42,6 +42,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	# The TensorFlow-free JAX route: litert-converter's own pins (xdsl -> typing-extensions<4.13) conflict
+	# with pydantic and apache-tvm-ffi, and its converter module needs none of them (docs/frontends.md).
+	$(PY) -m pip install -q --no-deps litert-converter==0.5.0
 	@touch $@
 
 demo: setup
