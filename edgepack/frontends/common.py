@@ -41,6 +41,8 @@ def require(module: str, extra: str, what: str) -> ModuleType:
 def quiet_tensorflow() -> ModuleType:
     """Import TensorFlow (extra `jax`) with its C++ INFO/WARNING logs off unless the user set a level."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # oneDNN's banner is logged before TF reads the level; edgepack only converts with TF, it computes nothing
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     return require("tensorflow", "jax", "converting to TFLite with TensorFlow")
 
 
