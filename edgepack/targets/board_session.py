@@ -26,7 +26,7 @@ import numpy as np
 from edgepack.errors import EdgepackError
 from edgepack.runtime.backends.device import BoardSession, open_board_session
 from edgepack.runtime.bundle import Bundle
-from edgepack.runtime.serial_protocol import Transport
+from edgepack.runtime.serial_protocol import SerialTransport, Transport
 from edgepack.runtime.verify import VerifyReport, compare
 
 
@@ -45,6 +45,50 @@ class ConnectedBoard(Protocol):
     def close(self) -> None:
         """Stop an emulator this connection started; safe to call twice."""
         ...
+
+
+@dataclass
+class BoardConnection:
+    """What every family's connection shares: the board, its UART port, the command that started or flashed
+    it, an emulator this connection started (a PtyProcess, stopped by `close`) and its temporary files."""
+
+    board: Any  # the family's board spec: has .name and .emulated
+    port: str | None
+    command: list[str] = field(default_factory=list)
+    emulator: Any = None
+    _tmp: Any = None  # tempfile.TemporaryDirectory holding extracted firmware / simulator files
+    port_example = "/dev/ttyACM0"  # for the hint when no port is known
+
+    @property
+    def name(self) -> str:
+        """The board's name."""
+        return str(self.board.name)
+
+    @property
+    def emulated(self) -> bool:
+        """True for an emulated board (QEMU, the RTL simulator)."""
+        return bool(self.board.emulated)
+
+    def transport(self, baud: int = 115_200) -> SerialTransport:
+        """A serial transport to the board's UART (EdgepackError when no port is known)."""
+        if self.port is None:
+            raise EdgepackError(f"board {self.name}: no serial port to talk to",
+                                hint=f"pass --port, e.g. --board {self.name} --port {self.port_example}")
+        return SerialTransport(self.port, baud)
+
+    def close(self) -> None:
+        """Stop the emulator this connection started and remove its files; safe to call twice."""
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass

@@ -17,12 +17,12 @@ import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgepack.errors import EdgepackError
-from edgepack.runtime.serial_protocol import SerialTransport
+from edgepack.targets.board_session import BoardConnection
 
 RTL_DIR = Path(__file__).parent / "engine" / "rtl"
 
@@ -79,26 +79,12 @@ def boards_for(family: str) -> list[FpgaBoard]:
 
 
 @dataclass
-class FpgaConnection:
+class FpgaConnection(BoardConnection):
     """A board running the bundle's design: the simulator this connection started, or a real board on `port`."""
 
-    board: FpgaBoard
-    port: str | None
-    clock_hz: int
-    command: list[str] = field(default_factory=list)
-    sim: Any = None  # simboard.SimBoard while running
-    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    clock_hz: int = 0
     counts_instructions = False  # a tick is a clock cycle
-
-    @property
-    def name(self) -> str:
-        """The board's name."""
-        return self.board.name
-
-    @property
-    def emulated(self) -> bool:
-        """True for the sim board."""
-        return self.board.emulated
+    port_example = "/dev/ttyUSB1"
 
     @property
     def timing_source(self) -> str:
@@ -107,28 +93,6 @@ class FpgaConnection:
             return (f"clock cycles of the RTL under Verilator (sim board), at the bitstream's "
                     f"{self.clock_hz / 1e6:g} MHz clock for time")
         return f"clock cycles counted by the FPGA at {self.clock_hz / 1e6:g} MHz, {self.board.name}"
-
-    def transport(self, baud: int = 115_200) -> SerialTransport:
-        """A serial transport to the board's UART."""
-        if self.port is None:
-            raise EdgepackError(f"board {self.board.name}: no serial port to talk to",
-                                hint=f"pass --port, e.g. --board {self.board.name} --port /dev/ttyUSB1")
-        return SerialTransport(self.port, baud)
-
-    def close(self) -> None:
-        """Stop the simulator and remove its files; safe to call twice."""
-        if self.sim is not None:
-            self.sim.stop()
-            self.sim = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> FpgaConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _fpga_parts(bundle_path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -182,7 +146,7 @@ def start_sim(bundle_path: str | Path, progress: Any = None) -> FpgaConnection:
         tmp.cleanup()
         raise
     clock = int(fpga.get("board_clock_hz") or get_board(fpga["board"]).clock_hz)
-    return FpgaConnection(get_board("sim"), sim.port, clock, sim.command, sim, tmp)
+    return FpgaConnection(get_board("sim"), sim.port, sim.command, sim, tmp, clock_hz=clock)
 
 
 def connect(bundle_path: str | Path, board: str | None = None, port: str | None = None,
@@ -196,7 +160,7 @@ def connect(bundle_path: str | Path, board: str | None = None, port: str | None 
         raise EdgepackError(f"board {spec.name} is a real board: give its serial port",
                             hint=f"--board {spec.name} --port /dev/ttyUSB1 (flash it first: edgepack flash BUNDLE "
                                  f"--board {spec.name})")
-    return FpgaConnection(spec, port, spec.clock_hz)
+    return FpgaConnection(spec, port, clock_hz=spec.clock_hz)
 
 
 def flash(bundle_path: str | Path, board: str | None = None, port: str | None = None) -> FpgaConnection:
@@ -210,7 +174,7 @@ def flash(bundle_path: str | Path, board: str | None = None, port: str | None = 
     if spec.emulated:
         return start_sim(bundle_path)
     command = write_bitstream(bundle_path, spec)
-    return FpgaConnection(spec, port, spec.clock_hz, command)
+    return FpgaConnection(spec, port, command, clock_hz=spec.clock_hz)
 
 
 def write_bitstream(bundle_path: str | Path, spec: FpgaBoard) -> list[str]:

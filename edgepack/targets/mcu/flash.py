@@ -30,8 +30,9 @@ import numpy as np
 from edgepack.errors import EdgepackError
 from edgepack.runtime.backends.device import BoardSession, open_board_session
 from edgepack.runtime.bundle import Bundle
-from edgepack.runtime.serial_protocol import SerialTransport, Transport
+from edgepack.runtime.serial_protocol import Transport
 from edgepack.targets.board_session import (
+    BoardConnection,
     BoardReport,
     BoardRun,
     golden_on_emulator,
@@ -46,29 +47,18 @@ PYOCD_HINT = "install pyOCD: pip install pyocd (and the probe's udev rules, see 
 
 
 @dataclass
-class FlashedBoard:
+class FlashedBoard(BoardConnection):
     """A board running the bundle's firmware; `port` is its UART (QEMU's pty, or the --port given)."""
 
-    board: McuBoard
-    port: str | None
-    command: list[str]
-    qemu: QemuBoard | None = None
-    _tmp: tempfile.TemporaryDirectory[str] | None = None
-
     @property
-    def name(self) -> str:
-        """The board's name."""
-        return self.board.name
-
-    @property
-    def emulated(self) -> bool:
-        """True for a QEMU board."""
-        return self.board.emulated
+    def qemu(self) -> QemuBoard | None:
+        """The QEMU process of an emulated board."""
+        return self.emulator  # type: ignore[no-any-return]
 
     @property
     def counts_instructions(self) -> bool:
         """QEMU boards run with -icount shift=0: their ticks convert exactly to instructions."""
-        return self.board.emulated
+        return self.emulated
 
     @property
     def timing_source(self) -> str:
@@ -76,27 +66,6 @@ class FlashedBoard:
         if self.board.emulated:
             return f"SysTick under qemu -icount shift=0, {self.board.qemu_machine}"
         return f"SysTick at {self.board.clock_hz / 1e6:g} MHz, {self.board.name}"
-
-    def transport(self, baud: int = 115_200) -> SerialTransport:
-        """A serial transport to the board's UART (EdgepackError when no port is known)."""
-        if self.port is None:
-            raise EdgepackError(f"board {self.board.name}: no serial port to talk to",
-                                hint=f"pass --port, e.g. --board {self.board.name} --port /dev/ttyACM0")
-        return SerialTransport(self.port, baud)
-
-    def close(self) -> None:
-        """Stop QEMU (emulated boards) and remove the extracted firmware; safe to call twice."""
-        if self.qemu is not None:
-            self.qemu.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> FlashedBoard:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def bundle_board(manifest: Mapping[str, Any], board: str | None = None) -> McuBoard:
