@@ -51,7 +51,7 @@ from edgepack.ir.graph import Graph
 from edgepack.ir.ops import Activation, Op
 from edgepack.ir.reference import prepare_all
 from edgepack.ir.reference.prepare import NodeContext
-from edgepack.targets.mcu.lowering import Buffer, Call, LoweringError, Table, _resolve_alias_conflicts
+from edgepack.targets.mcu.lowering import Buffer, Call, LoweringError, Table, _i32, _resolve_alias_conflicts
 
 TVM_DIR = Path(__file__).with_name("tvm")
 RUNTIME_SOURCES = ("ep_tvm_runtime.c",)
@@ -90,13 +90,6 @@ def _f32(name: str, values: Any) -> Table:
     if not np.all(np.isfinite(arr)):
         raise LoweringError(f"{name}: non-finite constant")
     return Table(name, "float", arr.ravel())
-
-
-def _i32_table(name: str, values: Any) -> Table:
-    arr = np.asarray(values, np.int64).ravel()
-    if arr.size and (arr.min() < -(2**31) or arr.max() > 2**31 - 1):
-        raise LoweringError(f"{name}: value outside int32")
-    return Table(name, "int32_t", arr)
 
 
 def _int8_linear(ctx: NodeContext) -> bool:
@@ -164,29 +157,19 @@ class _TvmLowerer:
         shift = np.broadcast_to(np.asarray(ctx.data["shift"], np.int64).ravel(), (channels,))
         lo, hi = (int(v) for v in ctx.data["act"])
         spec: dict[str, Any] = {"in_zp": int(ctx.data["in_zp"]), "out_zp": int(ctx.data["out_zp"]),
-                                "act": [lo, hi], "left_shift": bool((shift > 0).any())}
+                                "act": [lo, hi]}
         data = np.asarray(w.data, np.int8)
         if ctx.node.op is Op.FULLY_CONNECTED:
             outs, depth = w.shape
             wt = data.reshape(outs, depth).T.copy()  # [depth, outs]: y = x @ wt
             in_shape, out_shape = (x.size // depth, depth), (x.size // depth, outs)
         else:
-            st, d = list(ctx.attr("strides", [1, 1])), list(ctx.attr("dilations", [1, 1]))
-            kh, kw = w.shape[1], w.shape[2]
-            pads = self._pads(ctx, (x.shape[1], x.shape[2]), (kh, kw), st, d, list(ctx.attr("pads", [0, 0, 0, 0])))
-            depthwise = ctx.node.op is Op.DEPTHWISE_CONV_2D
-            if depthwise:
-                wt, groups = data.reshape(kh, kw, w.shape[3], 1), x.shape[3]
-            else:
-                if w.shape[3] != x.shape[3]:
-                    raise LoweringError("grouped convolution is not supported")
-                wt, groups = data, 1
-            spec.update({"strides": st, "dilations": d, "pads": pads, "groups": int(groups),
-                         "kernel_layout": "HWOI" if depthwise else "OHWI"})
+            wt, geometry = self._conv_layout(ctx, data, ctx.node.op is Op.DEPTHWISE_CONV_2D)
+            spec.update(geometry)
             in_shape, out_shape = tuple(x.shape), tuple(out.shape)
         args: list[Table | Buffer] = [Buffer(ctx.node.inputs[0]), Table(p + "weights", "int8_t", wt.ravel()),
-                                      _i32_table(p + "bias", bias), _i32_table(p + "multiplier", mult),
-                                      _i32_table(p + "shift", shift)]
+                                      _i32(p + "bias", bias), _i32(p + "multiplier", mult),
+                                      _i32(p + "shift", shift)]
         call = self._call(index, ctx, spec, args, [in_shape, wt.shape, bias.shape, mult.shape, shift.shape])
         call.params[-1] = tuple(int(v) for v in out_shape)
         call.dtypes = ["int8", "int8", "int32", "int32", "int32", "int8"]
@@ -220,24 +203,31 @@ class _TvmLowerer:
             raise LoweringError("padding that drops input rows/columns is not supported by the TVM lowering")
         return [int(pads[0]), int(pads[1]), int(bottom), int(right)]
 
-    def _conv(self, index: int, ctx: NodeContext, p: str, depthwise: bool) -> TvmCall:
+    def _conv_layout(self, ctx: NodeContext, data: np.ndarray, depthwise: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        """The weights in the kernel's layout and the conv attributes of the spec (strides, dilations, exact
+        pads, groups, kernel layout): OHWI, or for depthwise [1, KH, KW, C*M] -> HWOI [KH, KW, C*M, 1] with
+        groups = C."""
         x, w = ctx.ins[0], ctx.ins[1]
         assert x is not None and w is not None
         s, d = list(ctx.attr("strides", [1, 1])), list(ctx.attr("dilations", [1, 1]))
         kh, kw = w.shape[1], w.shape[2]
         pads = self._pads(ctx, (x.shape[1], x.shape[2]), (kh, kw), s, d, list(ctx.attr("pads", [0, 0, 0, 0])))
-        data = np.asarray(w.data, dtype=np.float32)
-        if depthwise:  # [1, KH, KW, C*M] -> HWOI [KH, KW, C*M, 1], groups = C
+        if depthwise:
             wt, groups = data.reshape(kh, kw, w.shape[3], 1), x.shape[3]
         else:
             if w.shape[3] != x.shape[3]:
                 raise LoweringError("grouped convolution is not supported")
             wt, groups = data, 1
-        lo_hi = _bounds(*ctx.data["act"])
+        return wt, {"strides": s, "dilations": d, "pads": pads, "groups": int(groups),
+                    "kernel_layout": "HWOI" if depthwise else "OHWI"}
+
+    def _conv(self, index: int, ctx: NodeContext, p: str, depthwise: bool) -> TvmCall:
+        x, w = ctx.ins[0], ctx.ins[1]
+        assert x is not None and w is not None
+        wt, geometry = self._conv_layout(ctx, np.asarray(w.data, dtype=np.float32), depthwise)
         b = ctx.ins[2] if len(ctx.ins) > 2 else None
         bias = np.zeros(ctx.out.shape[3], np.float32) if b is None else np.asarray(b.data, np.float32)
-        spec = {"strides": s, "dilations": d, "pads": pads, "groups": int(groups), "clip": lo_hi,
-                "kernel_layout": "HWOI" if depthwise else "OHWI"}
+        spec = {**geometry, "clip": _bounds(*ctx.data["act"])}
         return self._call(index, ctx, spec, [Buffer(ctx.node.inputs[0]), _f32(p + "weights", wt),
                                              _f32(p + "bias", bias)],
                           [tuple(x.shape), wt.shape, bias.shape])
