@@ -1,7 +1,7 @@
 """Run and verify a bundle on a connected board: the part every board family shares.
 
 A family (Cortex-M in mcu/flash.py, FPGA in fpga/boards.py) knows how to reach its boards: it returns a
-`ConnectedBoard` (an emulator it started, or a real board on a port). From there the session is the
+`BoardConnection` (an emulator it started, or a real board on a port). From there the session is the
 same for all: the serial protocol's client, the identity check against the bundle, inputs and outputs
 as the bundle describes them (`edgepack.runtime.backends.device`), and the comparison with the golden
 outputs.
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -30,27 +30,12 @@ from edgepack.runtime.serial_protocol import SerialTransport, Transport
 from edgepack.runtime.verify import VerifyReport, compare
 
 
-class ConnectedBoard(Protocol):
-    """A board running the bundle's design or firmware, reachable over a serial transport."""
-
-    name: str  # board name, e.g. qemu-mps2-an386 or sim
-    emulated: bool
-    counts_instructions: bool  # ticks convert to instructions (QEMU -icount), not only to time
-    timing_source: str  # where the ticks come from, e.g. 'SysTick under qemu -icount shift=0, mps2-an386'
-
-    def transport(self) -> Transport:
-        """A transport to the board's UART."""
-        ...
-
-    def close(self) -> None:
-        """Stop an emulator this connection started; safe to call twice."""
-        ...
-
-
 @dataclass
 class BoardConnection:
-    """What every family's connection shares: the board, its UART port, the command that started or flashed
-    it, an emulator this connection started (a PtyProcess, stopped by `close`) and its temporary files."""
+    """A board running the bundle's design or firmware, reachable over its UART: what every family's
+    connection shares (the board, its port, the command that started or flashed it, an emulator this
+    connection started, a PtyProcess stopped by `close`, and its temporary files). A family adds
+    `timing_source` and, when ticks convert to instructions (QEMU -icount), `counts_instructions`."""
 
     board: Any  # the family's board spec: has .name and .emulated
     port: str | None
@@ -58,6 +43,7 @@ class BoardConnection:
     emulator: Any = None
     _tmp: Any = None  # tempfile.TemporaryDirectory holding extracted firmware / simulator files
     port_example = "/dev/ttyACM0"  # for the hint when no port is known
+    counts_instructions = False  # ticks convert to instructions (QEMU -icount), not only to time
 
     @property
     def name(self) -> str:
@@ -75,6 +61,11 @@ class BoardConnection:
             raise EdgepackError(f"board {self.name}: no serial port to talk to",
                                 hint=f"pass --port, e.g. --board {self.name} --port {self.port_example}")
         return SerialTransport(self.port, baud)
+
+    @property
+    def timing_source(self) -> str:
+        """Where the ticks come from, e.g. 'SysTick under qemu -icount shift=0, mps2-an386'."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Stop the emulator this connection started and remove its files; safe to call twice."""
@@ -144,18 +135,43 @@ class BoardRun:
     ticks: list[int]
 
 
-def _session(bundle: Bundle, board: ConnectedBoard, transport: Transport,
+def _session(bundle: Bundle, transport: Transport,
              transport_wrapper: Callable[[Transport], Transport] | None) -> BoardSession:
     return open_board_session(bundle, transport_wrapper(transport) if transport_wrapper else transport)
 
 
-def run_connected(bundle_path: str | Path, board: ConnectedBoard, inputs: Any, dequantize: bool = False,
+@dataclass
+class _GoldenRun:
+    outputs: dict[str, np.ndarray]
+    want: dict[str, np.ndarray]
+    tolerance: dict[str, Any]
+    output_names: list[str]
+    ticks: list[int]
+    clock_hz: int
+
+
+def _run_golden_inputs(bundle_path: str | Path, board: BoardConnection,
+                       transport_wrapper: Callable[[Transport], Transport] | None = None) -> _GoldenRun:
+    """The bundle's golden inputs through a session on `board`."""
+    with Bundle.open(bundle_path) as bundle:
+        transport = board.transport()
+        try:
+            session = _session(bundle, transport, transport_wrapper)
+            inputs, want = bundle.golden()
+            got = session.run(inputs)
+            return _GoldenRun(got, want, dict(session.tolerance), [t.name for t in session.outputs],
+                              list(session.device.ticks), session.device.info.clock_hz)
+        finally:
+            transport.close()
+
+
+def run_connected(bundle_path: str | Path, board: BoardConnection, inputs: Any, dequantize: bool = False,
                   transport_wrapper: Callable[[Transport], Transport] | None = None) -> BoardRun:
     """Run `inputs` (as `Session.run` takes them) on a connected board."""
     with Bundle.open(bundle_path) as bundle:
         transport = board.transport()
         try:
-            session = _session(bundle, board, transport, transport_wrapper)
+            session = _session(bundle, transport, transport_wrapper)
             outputs = session.run(inputs, dequantize=dequantize)
             info = session.device.info
             return BoardRun(outputs, board.name, info.clock_hz, board.emulated, list(session.device.ticks))
@@ -163,45 +179,29 @@ def run_connected(bundle_path: str | Path, board: ConnectedBoard, inputs: Any, d
             transport.close()
 
 
-def verify_connected(bundle_path: str | Path, board: ConnectedBoard,
+def verify_connected(bundle_path: str | Path, board: BoardConnection,
                      transport_wrapper: Callable[[Transport], Transport] | None = None) -> BoardReport:
     """Every golden input on a connected board, compared with the golden outputs at the device tolerance."""
     t0 = time.perf_counter()
-    with Bundle.open(bundle_path) as bundle:
-        transport = board.transport()
-        try:
-            session = _session(bundle, board, transport, transport_wrapper)
-            inputs, want = bundle.golden()
-            got = session.run(inputs)
-            tol = session.tolerance
-            checks = [compare(t.name, got[t.name], want[t.name], float(tol.get("max_abs", 0)),
-                              float(tol.get("rtol", 0))) for t in session.outputs]
-            info = session.device.info
-            return BoardReport("device", int(next(iter(want.values())).shape[0]), checks, board=board.name,
-                               clock_hz=info.clock_hz, emulated=board.emulated, ticks=list(session.device.ticks),
-                               seconds=time.perf_counter() - t0, timing_source=board.timing_source,
-                               counts_instructions=board.counts_instructions)
-        finally:
-            transport.close()
+    run = _run_golden_inputs(bundle_path, board, transport_wrapper)
+    tol = run.tolerance
+    checks = [compare(name, run.outputs[name], run.want[name], float(tol.get("max_abs", 0)),
+                      float(tol.get("rtol", 0))) for name in run.output_names]
+    return BoardReport("device", int(next(iter(run.want.values())).shape[0]), checks, board=board.name,
+                       clock_hz=run.clock_hz, emulated=board.emulated, ticks=run.ticks,
+                       seconds=time.perf_counter() - t0, timing_source=board.timing_source,
+                       counts_instructions=board.counts_instructions)
 
 
-def golden_on_emulator(bundle_path: str | Path, board: ConnectedBoard, progress: Callable[[str], None]
+def golden_on_emulator(bundle_path: str | Path, board: BoardConnection, progress: Callable[[str], None]
                        ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Packaging step: the golden inputs on an emulated board, required bit-exact for integer outputs;
     returns the outputs and the `measured` fields of the manifest's device entry."""
     progress(f"running the golden pairs on {board.name} (emulated)")
     t0 = time.perf_counter()
-    with Bundle.open(bundle_path) as bundle:
-        transport = board.transport()
-        try:
-            session = open_board_session(bundle, transport)
-            inputs, want = bundle.golden()
-            got = session.run(inputs)
-            ticks = list(session.device.ticks)
-            clock = session.device.info.clock_hz
-        finally:
-            transport.close()
-    for name, w in want.items():  # integer-exact designs: any difference is a bug, not a tolerance
+    run = _run_golden_inputs(bundle_path, board)
+    got, ticks, clock = run.outputs, run.ticks, run.clock_hz
+    for name, w in run.want.items():  # integer-exact designs: any difference is a bug, not a tolerance
         if w.dtype.kind in "iu" and not np.array_equal(got[name], w):
             bad = np.flatnonzero((got[name] != w).reshape(len(w), -1).any(axis=1))
             raise EdgepackError(f"{board.name} differs from the golden model on output {name!r} in "

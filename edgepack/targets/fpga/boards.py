@@ -82,8 +82,7 @@ def boards_for(family: str) -> list[FpgaBoard]:
 class FpgaConnection(BoardConnection):
     """A board running the bundle's design: the simulator this connection started, or a real board on `port`."""
 
-    clock_hz: int = 0
-    counts_instructions = False  # a tick is a clock cycle
+    clock_hz: int = 0  # a tick is a clock cycle (counts_instructions stays False)
     port_example = "/dev/ttyUSB1"
 
     @property
@@ -123,13 +122,15 @@ def bundle_board(manifest: dict[str, Any], fpga: dict[str, Any], board: str | No
     return spec
 
 
-def start_sim(bundle_path: str | Path, progress: Any = None) -> FpgaConnection:
-    """Start the sim board on the bundle's RTL (built with Verilator once, then cached)."""
+def start_sim(bundle_path: str | Path, progress: Any = None, fpga: dict[str, Any] | None = None) -> FpgaConnection:
+    """Start the sim board on the bundle's RTL (built with Verilator once, then cached); `fpga` is the
+    bundle's fpga.json when the caller has read it already."""
     from edgepack.runtime.bundle import Bundle
     from edgepack.targets.fpga.link import SIM_CLKS_PER_BIT
     from edgepack.targets.fpga.simboard import SimBoard, build_sim
 
-    _, fpga = _fpga_parts(bundle_path)
+    if fpga is None:
+        _, fpga = _fpga_parts(bundle_path)
     link = fpga["link"]
     tmp = tempfile.TemporaryDirectory(prefix="edgepack-fpga-sim-")
     try:
@@ -155,11 +156,11 @@ def connect(bundle_path: str | Path, board: str | None = None, port: str | None 
     manifest, fpga = _fpga_parts(bundle_path)
     spec = bundle_board(manifest, fpga, board, port)
     if spec.emulated:
-        return start_sim(bundle_path, progress)
+        return start_sim(bundle_path, progress, fpga)
     if port is None:
         raise EdgepackError(f"board {spec.name} is a real board: give its serial port",
-                            hint=f"--board {spec.name} --port /dev/ttyUSB1 (flash it first: edgepack flash BUNDLE "
-                                 f"--board {spec.name})")
+                            hint=f"--board {spec.name} --port {FpgaConnection.port_example} (flash it first: "
+                                 f"edgepack flash BUNDLE --board {spec.name})")
     return FpgaConnection(spec, port, clock_hz=spec.clock_hz)
 
 
@@ -172,7 +173,7 @@ def flash(bundle_path: str | Path, board: str | None = None, port: str | None = 
     manifest, fpga = _fpga_parts(bundle_path)
     spec = bundle_board(manifest, fpga, board, port)
     if spec.emulated:
-        return start_sim(bundle_path)
+        return start_sim(bundle_path, fpga=fpga)
     command = write_bitstream(bundle_path, spec)
     return FpgaConnection(spec, port, command, clock_hz=spec.clock_hz)
 

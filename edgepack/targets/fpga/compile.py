@@ -127,11 +127,11 @@ def _engine(graph: Graph, sha: str, target: str, board: FpgaBoard, work: Path, i
     prog.write(rtl)
     (rtl / "weights.hex").unlink()  # the host loads device/weights.bin over the link instead
     spec.write(rtl)
-    names = [*ENGINE_RTL, *LINK_RTL, "ep_engine_port.v", "ep_top.v", SIM_RAM, ICE40_RAM, "icebreaker.pcf",
-             "upduino.pcf"]
+    top = [*ENGINE_RTL, *LINK_RTL, "ep_engine_port.v", "ep_top.v"]  # the board top without its RAM models
+    names = [*top, SIM_RAM, ICE40_RAM, "icebreaker.pcf", "upduino.pcf"]
     for name in names:
         shutil.copy(RTL_DIR / name, rtl / name)
-    sim_sources = [*ENGINE_RTL, *LINK_RTL, "ep_engine_port.v", "ep_top.v", SIM_RAM]
+    sim_sources = [*top, SIM_RAM]
     cycles = engine_cycles(prog)
     info: dict[str, Any] = dict(program_info(prog), cycles_per_inference=cycles,
                                 cycles_source="engine cycle model (exact; checked against RTL simulation)",
@@ -141,7 +141,7 @@ def _engine(graph: Graph, sha: str, target: str, board: FpgaBoard, work: Path, i
              f"cycles per inference: {cycles:,} (engine cycle model, exact; {LANES} MAC lanes)"]
     params = {k: str(v) for k, v in spec.board_params(board.clock_hz).items()}
     if target == "ice40-up5k":
-        sources = [rtl / n for n in (*ENGINE_RTL, *LINK_RTL, "ep_engine_port.v", "ep_top.v", ICE40_RAM)]
+        sources = [rtl / n for n in (*top, ICE40_RAM)]
         missing = impl.missing_tools()
         if implement and not missing:
             rep = impl.implement_ice40(sources, "ep_top", rtl, board.pcf_path, board.clock_hz / 1e6,

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from edgepack.errors import EdgepackError
-from edgepack.runtime.backends.device import BoardSession, open_board_session
 from edgepack.runtime.bundle import Bundle
 from edgepack.runtime.serial_protocol import Transport
 from edgepack.targets.board_session import (
@@ -132,11 +131,6 @@ def flash(bundle_path: str | Path, board: str | None = None, port: str | None = 
         raise
     tmp.cleanup()
     return FlashedBoard(spec, port, cmd)
-
-
-def open_session(bundle: Bundle, flashed: FlashedBoard, transport: Transport | None = None) -> BoardSession:
-    """A Session on the flashed board (identity checked against the bundle); `transport` overrides the port."""
-    return open_board_session(bundle, transport if transport is not None else flashed.transport())
 
 
 def connect(bundle_path: str | Path, board: str | None, port: str | None) -> FlashedBoard:
