@@ -29,16 +29,16 @@ from edgepack.errors import EdgepackError
 from edgepack.targets.fpga.link import SIM_CLKS_PER_BIT
 from edgepack.targets.fpga.sim import VERILATOR_HINT, verilator_command
 from edgepack.targets.pty_process import PtyProcess
+from edgepack.targets.user_cache import cache_dir
 
 HARNESS = Path(__file__).parent / "sim_harness" / "ep_sim_main.cpp"
 PTY_LINE = re.compile(r"ep-sim: uart on (/dev/pts/\d+)")
 BUILD_TIMEOUT = 1800
 
 
-def cache_dir() -> Path:
-    """Where built simulators are kept: $XDG_CACHE_HOME/edgepack/fpga-sim (default ~/.cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgepack" / "fpga-sim"
+def sim_cache_dir() -> Path:
+    """Where built simulators are kept: edgepack's user cache directory / fpga-sim."""
+    return cache_dir() / "fpga-sim"
 
 
 def build_sim(rtl_dir: Path, sources: list[str], top: str, params: dict[str, int],
@@ -52,12 +52,12 @@ def build_sim(rtl_dir: Path, sources: list[str], top: str, params: dict[str, int
     for name in sorted(sources):
         h.update(name.encode() + b"\0" + (rtl_dir / name).read_bytes())
     h.update(HARNESS.read_bytes())
-    dest = cache_dir() / h.hexdigest()[:24]
+    dest = sim_cache_dir() / h.hexdigest()[:24]
     exe = dest / "ep_sim"
     if exe.is_file():
         return exe
     if callable(progress):
-        progress(f"building the sim board for {top} with Verilator (once; cached in {cache_dir()})")
+        progress(f"building the sim board for {top} with Verilator (once; cached in {sim_cache_dir()})")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgepack-simbuild-", dir=dest.parent) as tmp:
         work = Path(tmp)

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from edgepack.errors import EdgepackError
+from edgepack.targets.user_cache import cache_dir
 
 QEMU = "qemu-aarch64-static"
 PYTHON = "usr/bin/python3.11"
@@ -64,12 +65,6 @@ Progress = Callable[[str], None]
 
 class EmulatorUnavailable(EdgepackError):  # noqa: N818 - reads as a sentence: EmulatorUnavailable(reason)
     """The emulated Pi cannot be built or run here; `message` says what is missing."""
-
-
-def cache_dir() -> Path:
-    """edgepack's cache directory (`$XDG_CACHE_HOME/edgepack`, default ~/.cache/edgepack)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgepack"
 
 
 def userland_dir() -> Path:
