@@ -68,7 +68,7 @@ class Point:
     predicted: float
     label: str = "mixed"
     measured: dict[str, float] = field(default_factory=dict)
-    dominated: bool = False  # after measurement, another point is no larger and measures at least as well
+    dominated: bool = False  # after measurement, another point is no larger and has at least its calib SQNR
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -179,12 +179,11 @@ def _thin(points: list[Point], keep: int) -> list[Point]:
     return [points[i] for i in idx]
 
 
-def mark_dominated(points: list[Point], key: str) -> None:
-    """Flag each point another point beats: no more weight bytes and no worse `key`, strictly better in one."""
-    for p in points:
-        p.dominated = any(q is not p and q.weight_bytes <= p.weight_bytes and q.measured[key] >= p.measured[key]
-                          and (q.weight_bytes < p.weight_bytes or q.measured[key] > p.measured[key])
-                          for q in points)
+def is_dominated(p: Point, points: list[Point], key: str) -> bool:
+    """Whether another of `points` beats `p`: no more weight bytes and no worse measured `key`, strictly better
+    in one of them."""
+    return any(q is not p and q.weight_bytes <= p.weight_bytes and q.measured[key] >= p.measured[key]
+               and (q.weight_bytes < p.weight_bytes or q.measured[key] > p.measured[key]) for q in points)
 
 
 def allocate(graph: Graph, calib: Mapping[str, np.ndarray], budget: Budget | None = None,
@@ -231,7 +230,8 @@ def allocate(graph: Graph, calib: Mapping[str, np.ndarray], budget: Budget | Non
         p.measured.update({f"calib_{k}": v for k, v in quality(ref, run_real(q, calib)[graph.outputs[0]]).items()})
         progress("verify front", i + 1, len(front))
         graphs.pop(id(p))
-    mark_dominated(front, "calib_sqnr_db")
+    for p in front:  # by the measure the budgeted choice uses
+        p.dominated = is_dominated(p, front, "calib_sqnr_db")
     feasible = [p for p in front if (budget.max_weight_bytes is None or p.weight_bytes <= budget.max_weight_bytes)
                 and (budget.max_ram_bytes is None or p.ram_bytes <= budget.max_ram_bytes)]
     if not feasible:

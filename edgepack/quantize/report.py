@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.ir.graph import Graph
-from edgepack.quantize.allocate import Allocation, Point, layer_cost, mark_dominated
+from edgepack.quantize.allocate import Allocation, Point, is_dominated, layer_cost
 from edgepack.quantize.scheme import layers
 
 
@@ -70,12 +70,12 @@ def plot_front(allocation: Allocation, path: str | os.PathLike[str], title: str 
     front = allocation.front
     key, label = _quality_axis(front)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    mark_dominated(front, key)
+    beaten = {id(p) for p in front if is_dominated(p, front, key)}  # on the plotted axis
     mixed = [p for p in front if not p.label.startswith("uniform")]
-    best = [p for p in front if not p.dominated]
+    best = [p for p in front if id(p) not in beaten]
     ax.plot([p.weight_bytes / 1024 for p in best], [p.measured[key] for p in best], color="0.7", lw=1, zorder=1)
-    for group, style, name in (([p for p in mixed if not p.dominated], {}, "mixed"),
-                               ([p for p in mixed if p.dominated], {"facecolors": "none", "edgecolors": "C0"},
+    for group, style, name in (([p for p in mixed if id(p) not in beaten], {}, "mixed"),
+                               ([p for p in mixed if id(p) in beaten], {"facecolors": "none", "edgecolors": "C0"},
                                 "mixed, dominated when measured")):
         if group:
             ax.scatter([p.weight_bytes / 1024 for p in group], [p.measured[key] for p in group], s=25,

@@ -70,12 +70,13 @@ def test_accuracy_drop_budget(tiny, tiny_calib) -> None:
 
 
 def test_measured_front_marks_dominated_points() -> None:
-    from edgepack.quantize.allocate import Point, mark_dominated
+    from edgepack.quantize.allocate import Point, is_dominated
 
     def pt(size: int, sqnr: float) -> Point:
         return Point({}, size, 0, 0.0, measured={"calib_sqnr_db": sqnr})
 
     small_good, big_bad, big_best, tie = pt(100, 30.0), pt(200, 25.0), pt(300, 40.0), pt(300, 40.0)
-    mark_dominated([small_good, big_bad, big_best, tie], "calib_sqnr_db")
-    assert not small_good.dominated and big_bad.dominated
-    assert not big_best.dominated and not tie.dominated  # equal points do not dominate each other
+    points = [small_good, big_bad, big_best, tie]
+    flags = [is_dominated(p, points, "calib_sqnr_db") for p in points]
+    assert flags[:2] == [False, True]
+    assert flags[2:] == [False, False]  # equal points do not dominate each other
