@@ -400,6 +400,16 @@ class DeviceInfo:
         """A weight image was loaded and its CRC matched (its CRC is `weights_crc32`)."""
         return bool(self.flags & FLAG_WEIGHTS_COMMITTED)
 
+    def encode(self) -> bytes:
+        """IDENTIFY's data as a board sends it (after the status byte), the inverse of `parse`; strings are
+        cut to 255 bytes. `weights_crc32` is left out: a board appends it at run time."""
+        out = struct.pack("<B6I", self.protocol_version, self.max_payload, self.input_bytes, self.output_bytes,
+                          self.arena_bytes, self.clock_hz, self.flags)
+        for text in (self.firmware_version, self.model_name, self.model_sha256, self.board, self.cpu):
+            raw = text.encode()[:255]
+            out += bytes([len(raw)]) + raw
+        return out
+
     @classmethod
     def parse(cls, data: bytes) -> DeviceInfo:
         """Decode an IDENTIFY response (after the status byte); trailing fields of newer firmware are ignored."""

@@ -110,6 +110,9 @@ def test_identify_parse_round_trip_and_truncation() -> None:
     assert (info.max_payload, info.input_bytes, info.model_sha256, info.cpu) == (1024, 490, SHA, "cortex-m4")
     with pytest.raises(DeviceError, match="malformed"):
         DeviceInfo.parse(data[:-3])
+    assert info.encode() == data  # what a board sends (the FPGA identity ROM is made with it)
+    long = DeviceInfo(1, 256, 4, 4, 0, 12_000_000, 1, "fw", "m" * 300, SHA, "sim", "ice40-up5k int8 engine")
+    assert DeviceInfo.parse(long.encode()).model_name == "m" * 255
 
 
 # ---------------------------------------------------------------------------------------------- client on a pty

@@ -17,7 +17,6 @@ Usage: ``spec = engine_link(prog, graph, sha, board, "ice40-up5k"); spec.write(r
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,9 @@ import numpy as np
 from edgepack import __version__
 from edgepack.errors import EdgepackError
 from edgepack.ir.graph import Graph
+from edgepack.runtime.serial_protocol import FLAG_NEEDS_WEIGHTS, PROTOCOL_VERSION, DeviceInfo
 
-PROTOCOL_VERSION = 1
 MAX_PAYLOAD = 256  # request payload buffer in the RTL (one BRAM)
-FLAG_WEIGHTS = 1  # IDENTIFY flags bit 0: the host must load the weight image (bit 1: loaded and committed)
 WEIGHTS_ARTIFACT = "device/weights.bin"
 IDENTITY_HEX = "identity.hex"
 SIM_CLKS_PER_BIT = 8  # the `sim` board's UART divider: the pty has no baud rate, so bits are made short
@@ -40,12 +38,8 @@ BAUD = 115_200
 def identity_bytes(*, input_bytes: int, output_bytes: int, arena_bytes: int, clock_hz: int, flags: int,
                    firmware: str, model: str, sha256: str, board: str, cpu: str) -> bytes:
     """IDENTIFY's data after the status byte (serial-protocol.md), as the RTL sends it."""
-    out = struct.pack("<B6I", PROTOCOL_VERSION, MAX_PAYLOAD, input_bytes, output_bytes, arena_bytes, clock_hz,
-                      flags)
-    for text in (firmware, model, sha256, board, cpu):
-        raw = text.encode()[:255]
-        out += bytes([len(raw)]) + raw
-    return out
+    return DeviceInfo(PROTOCOL_VERSION, MAX_PAYLOAD, input_bytes, output_bytes, arena_bytes, clock_hz, flags,
+                      firmware, model, sha256, board, cpu).encode()
 
 
 @dataclass
@@ -103,7 +97,7 @@ def engine_link(prog: Any, graph: Graph, sha256: str, board_name: str, clock_hz:
         "OUT_BASE": prog.output_base // 4,
     }
     identity = identity_bytes(input_bytes=in_bytes, output_bytes=out_bytes, arena_bytes=prog.act_bytes,
-                              clock_hz=clock_hz, flags=FLAG_WEIGHTS, firmware=_firmware("engine"),
+                              clock_hz=clock_hz, flags=FLAG_NEEDS_WEIGHTS, firmware=_firmware("engine"),
                               model=graph.name, sha256=sha256, board=board_name, cpu=f"{target} int8 engine")
     params["ID_BYTES"] = len(identity)
     cycles = port_cycles("engine", params, engine_cycles(prog))
